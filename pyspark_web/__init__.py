@@ -1,0 +1,13 @@
+"""pyspark-web: the PySpark Spark Connect client for Pyodide and the browser.
+
+The distribution installs upstream ``pyspark`` (from pyspark-client, with the patchset in
+``patches/``) next to this package, which holds what upstream does not have: the grpc-web
+transport and the glue for Pyodide. See the project README.
+"""
+
+# The distribution version: upstream's version, then our own release number.
+# meta.yaml's package.version must be the same (tests/test_packaging.py checks).
+__version__ = "4.2.0.post1"
+
+# The upstream pyspark-client release this distribution is built from.
+UPSTREAM_VERSION = "4.2.0"

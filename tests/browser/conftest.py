@@ -1,0 +1,67 @@
+"""pytest-pyodide set-up: Pyodide from dist/, offline, on loopback only.
+
+- Chromium (Debian chromium + chromedriver, through selenium) resolves every host name to
+  nothing except 127.0.0.1, so a request that leaves the machine fails loudly.
+- Node preloads block_net.cjs, which makes fetch and sockets to any other host throw.
+- The web server that serves dist/ to Chromium binds 127.0.0.1 (pytest-pyodide's own
+  binds every interface).
+"""
+
+import functools
+import http.server
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from pytest_pyodide import get_global_config
+from pytest_pyodide.server import DefaultHandler
+
+HERE = Path(__file__).resolve().parent
+
+os.environ.setdefault("SE_CHROMEDRIVER", "/usr/bin/chromedriver")
+os.environ.setdefault("SE_OFFLINE", "true")
+
+CHROME_FLAGS = [
+    "--js-flags=--expose-gc",  # pytest-pyodide's default, which set_flags replaces
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # One argv entry, so no shell quoting.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+NODE_FLAGS = [f"--require={HERE / 'block_net.cjs'}"]
+
+
+def pytest_configure(config):
+    settings = get_global_config()
+    settings.set_flags("chrome", CHROME_FLAGS)
+    settings.set_flags("node", NODE_FLAGS)
+
+
+def _serve_dist(dist_dir):
+    log_path = Path(tempfile.mkdtemp()) / "http-server.log"
+    handler = functools.partial(DefaultHandler, directory=str(dist_dir), extra_headers={})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1", server.server_address[1], log_path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def web_server_main(request):
+    yield from _serve_dist(request.config.option.dist_dir)
+
+
+@pytest.fixture(scope="session")
+def web_server_secondary(request):
+    yield from _serve_dist(request.config.option.dist_dir)

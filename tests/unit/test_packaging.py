@@ -1,0 +1,75 @@
+"""The wheel's metadata, and the places that must agree on it."""
+
+import ast
+import tomllib
+import zipfile
+from email.parser import Parser
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from conftest import ROOT
+
+# Compiled or unavailable under Pyodide: never a core requirement.
+NOT_ON_CORE_PATH = {"grpcio", "grpcio-status", "zstandard", "numpy", "pandas", "pyarrow"}
+
+
+@pytest.fixture(scope="module")
+def metadata(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return Parser().parsestr(archive.read(name).decode())
+
+
+def requirements(metadata):
+    return [Requirement(line) for line in metadata.get_all("Requires-Dist")]
+
+
+def source_version():
+    tree = ast.parse((ROOT / "pyspark_web/__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == "__version__":
+            return node.value.value
+    raise AssertionError("pyspark_web/__init__.py has no __version__")
+
+
+def test_versions_agree(meta, metadata):
+    assert metadata["Name"] == "pyspark-web"
+    assert meta["package"]["version"] == source_version() == metadata["Version"]
+
+
+def test_core_requirements_exist_for_pyodide(metadata):
+    core = {canonicalize_name(r.name) for r in requirements(metadata) if r.marker is None}
+    assert core == {"protobuf", "googleapis-common-protos", "urllib3"}
+    assert not core & NOT_ON_CORE_PATH
+
+
+def test_core_requirements_agree_with_recipe_and_pyproject(meta, metadata):
+    pyproject = tomllib.loads((ROOT / "packaging/pyproject.toml").read_text())
+    from_pyproject = {canonicalize_name(Requirement(r).name) for r in pyproject["project"]["dependencies"]}
+    from_wheel = {canonicalize_name(r.name) for r in requirements(metadata) if r.marker is None}
+    assert set(meta["requirements"]["run"]) == from_pyproject == from_wheel
+
+
+def test_pandas_extra_brings_numpy_pandas_pyarrow(metadata):
+    extra = {
+        canonicalize_name(r.name)
+        for r in requirements(metadata)
+        if r.marker is not None and r.marker.evaluate({"extra": "pandas"})
+    }
+    assert extra == {"numpy", "pandas", "pyarrow"}
+    assert "pandas" in metadata.get_all("Provides-Extra")
+
+
+def test_wheel_contents(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"pyspark", "pyspark_web"}
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert any(n.endswith(".dist-info/licenses/NOTICE") for n in names)
+    # Files that only the patchset adds, and upstream's data files.
+    assert "pyspark/sql/connect/grpc_compat.py" in names
+    assert {"pyspark/errors/error-conditions.json", "pyspark/py.typed"} <= names
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)

@@ -1,0 +1,162 @@
+"""Assemble dist/: the Pyodide core files, our wheels, and a pyodide-lock.json for them.
+
+The npm ``pyodide`` package carries the core runtime and a lockfile that names about 360
+packages, but none of their wheels. The lockfile written here keeps every entry of that
+lockfile and rewrites it in one of two ways:
+
+- the package has a wheel in dist/ (ours, or a dependency fetched by name and checked
+  by sha256): the entry names that file, with its sha256, version, imports and the
+  dependencies from its own metadata;
+- otherwise: ``file_name`` becomes the absolute URL of the same file in the official
+  Pyodide distribution of the same version, so a real browser can still load
+  pandas or pyarrow, while tests with the network blocked never depend on it.
+
+The base URL of the official distribution is read from the npm package's ``pyodide.mjs``
+(its built-in default), never written down here.
+
+Usage: python tools/assemble_dist.py CORE_DIR DIST_DIR WHEEL [WHEEL ...]
+"""
+
+import hashlib
+import json
+import re
+import shutil
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+# The files a page or Node needs to boot Pyodide (the npm package also has a console page
+# and source maps, which are copied for debugging).
+CORE_FILES = (
+    "pyodide.js",
+    "pyodide.js.map",
+    "pyodide.mjs",
+    "pyodide.mjs.map",
+    "pyodide.asm.mjs",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide.d.ts",
+    "ffi.d.ts",
+    "package.json",
+)
+
+
+def official_base_url(core_dir: Path, version: str) -> str:
+    """The package base URL that pyodide.mjs falls back to, for this version."""
+    source = (core_dir / "pyodide.mjs").read_text()
+    match = re.search(r"`(https://[^`]+/v)\$\{\w+\}(/full/)`", source)
+    if not match:
+        raise SystemExit(
+            f"error: no default package URL found in {core_dir / 'pyodide.mjs'}; "
+            "the npm package layout changed, update tools/assemble_dist.py"
+        )
+    return f"{match.group(1)}{version}{match.group(2)}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pyodide_environment(lock_info: dict) -> dict[str, str]:
+    """PEP 508 marker values of the Pyodide runtime, for evaluating Requires-Dist."""
+    version = lock_info["python"]
+    return {
+        "python_version": ".".join(version.split(".")[:2]),
+        "python_full_version": version,
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "sys_platform": "emscripten",
+        "platform_system": "Emscripten",
+        "platform_machine": "wasm32",
+        "os_name": "posix",
+        "extra": "",
+    }
+
+
+def wheel_entry(wheel: Path, environment: dict[str, str]) -> dict:
+    name, version, _, _ = parse_wheel_filename(wheel.name)
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        dist_info = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
+        metadata = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
+        top_level = f"{dist_info}/top_level.txt"
+        if top_level in names:
+            imports = archive.read(top_level).decode().split()
+        else:
+            imports = sorted(
+                {
+                    n.split("/")[0].removesuffix(".py")
+                    for n in names
+                    if not n.split("/")[0].endswith((".dist-info", ".data"))
+                }
+            )
+    depends = []
+    for line in metadata.get_all("Requires-Dist") or []:
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate(environment):
+            depends.append(canonicalize_name(requirement.name))
+    return {
+        "name": str(name),
+        "version": str(version),
+        "file_name": wheel.name,
+        "install_dir": "site",
+        "sha256": sha256_of(wheel),
+        "package_type": "package",
+        "imports": imports,
+        "depends": sorted(set(depends)),
+        "unvendored_tests": False,
+    }
+
+
+def assemble(core_dir: Path, dist: Path, wheels: list[Path]) -> None:
+    if dist.exists():
+        shutil.rmtree(dist)
+    dist.mkdir(parents=True)
+    for name in CORE_FILES:
+        shutil.copyfile(core_dir / name, dist / name)
+
+    lock = json.loads((core_dir / "pyodide-lock.json").read_text())
+    version = json.loads((core_dir / "package.json").read_text())["version"]
+    base_url = official_base_url(core_dir, version)
+    environment = pyodide_environment(lock["info"])
+    packages = lock["packages"]
+
+    for entry in packages.values():
+        if "://" not in entry["file_name"]:
+            entry["file_name"] = base_url + entry["file_name"]
+
+    for wheel in wheels:
+        shutil.copyfile(wheel, dist / wheel.name)
+        entry = wheel_entry(dist / wheel.name, environment)
+        key = canonicalize_name(entry["name"])
+        previous = packages.get(key, {})
+        # Keep fields Pyodide added that a wheel cannot tell (e.g. "tool").
+        packages[key] = {**previous, **entry, "name": key}
+
+    missing = sorted(
+        f"{key} -> {dep}"
+        for key, entry in packages.items()
+        if "://" not in entry["file_name"]
+        for dep in entry["depends"]
+        if dep not in packages
+    )
+    if missing:
+        raise SystemExit(f"error: lock entries depend on unknown packages: {', '.join(missing)}")
+
+    lock["packages"] = dict(sorted(packages.items()))
+    (dist / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        raise SystemExit(__doc__.strip().splitlines()[-1])
+    assemble(Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
