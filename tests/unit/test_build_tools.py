@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def load(name):

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from conftest import DIST, ROOT
+from helpers import DIST, ROOT
 
 CORE_FILES = ["pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip"]
 

@@ -5,7 +5,7 @@ These run in fresh interpreters, the way a user starts one ("python -c", a scrip
 
 import sys
 
-from conftest import run_python
+from helpers import run_python
 
 HEAVY = ("numpy", "pandas", "pyarrow", "grpc", "grpc_status", "zstandard")
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import BUILD, DIST, ROOT, run_python
+from helpers import BUILD, DIST, ROOT, run_python
 
 
 @pytest.fixture(scope="module")

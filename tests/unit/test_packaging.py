@@ -9,7 +9,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from conftest import ROOT
+from helpers import ROOT
 
 # Compiled or unavailable under Pyodide: never a core requirement.
 NOT_ON_CORE_PATH = {"grpcio", "grpcio-status", "zstandard", "numpy", "pandas", "pyarrow"}

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 PATCHES = sorted((ROOT / "patches").glob("*.patch"))
 
