@@ -11,3 +11,14 @@ __version__ = "4.2.0.post1"
 
 # The upstream pyspark-client release this distribution is built from.
 UPSTREAM_VERSION = "4.2.0"
+
+__all__ = ["GrpcWebChannelBuilder", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that "import pyspark_web" stays cheap and does not import pyspark itself.
+    if name == "GrpcWebChannelBuilder":
+        from pyspark_web.builder import GrpcWebChannelBuilder
+
+        return GrpcWebChannelBuilder
+    raise AttributeError(f"module 'pyspark_web' has no attribute {name!r}")

@@ -1,0 +1,118 @@
+"""The grpc-web transport of the Spark Connect connection string.
+
+The patched ``DefaultChannelBuilder`` parses ``sc://host:port/;transport=grpcweb;...`` and
+the ``http://`` / ``https://`` shorthand, and calls ``create_channel`` (registered as the
+``grpcweb`` entry point of ``pyspark.sql.connect.transports``). ``GrpcWebChannelBuilder`` is
+the same thing for ``SparkSession.builder.channelBuilder(...)``, with the options a URL
+cannot carry (a CA bundle, timeouts).
+"""
+
+import ipaddress
+import re
+from typing import Any, List, Optional, Tuple
+
+from pyspark.errors import PySparkValueError
+from pyspark.sql.connect.client.core import ChannelBuilder, DefaultChannelBuilder
+
+from pyspark_web import __version__
+from pyspark_web.channel import GrpcWebChannel
+from pyspark_web.transport import DEFAULT_CONNECT_TIMEOUT, Transport
+
+# RFC 9110 token: what a header name may be.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers the channel sets itself, or that HTTP/1.1 reserves.
+_RESERVED_HEADERS = {
+    "content-type", "content-length", "accept", "x-grpc-web", "x-user-agent", "grpc-timeout",
+    "authorization", "host", "connection", "transfer-encoding", "te", "upgrade", "keep-alive",
+}
+
+
+def _invalid(detail: str) -> PySparkValueError:
+    return PySparkValueError(errorClass="INVALID_CONNECT_URL", messageParameters={"detail": detail})
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def request_headers(builder: ChannelBuilder) -> List[Tuple[str, str]]:
+    """Connection-string parameters that become headers, checked, plus the token."""
+    headers = []
+    for key, value in builder.metadata():
+        name = key.lower()
+        if not _HEADER_NAME.match(name) or name in _RESERVED_HEADERS or name.startswith("grpc-"):
+            raise _invalid(
+                f"Parameter '{key}' cannot be sent as an HTTP header with transport=grpcweb "
+                "(not a valid header name, or one the channel sets itself). Please remove it "
+                "or rename it, e.g., 'x-spark-tenant=value'."
+            )
+        if "\r" in value or "\n" in value:
+            raise _invalid(f"The value of parameter '{key}' contains a line break.")
+        headers.append((name, value))
+    if builder.token is not None:
+        headers.append(("authorization", f"Bearer {builder.token}"))
+    return headers
+
+
+def create_channel(
+    builder: DefaultChannelBuilder,
+    ca_certs: Optional[str] = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> GrpcWebChannel:
+    """The channel for a builder whose transport is grpcweb (the entry point)."""
+    if builder._interceptors:
+        raise _invalid(
+            "gRPC interceptors need grpcio's native channel; they cannot wrap a grpc-web "
+            "channel. Remove the interceptors or use a native sc:// URL."
+        )
+    if builder.token is not None and not builder.use_ssl and not is_loopback(builder.host):
+        raise _invalid(
+            f"The token would be sent in plaintext to '{builder.host}'. Use TLS, e.g., "
+            f"'https://{builder.host}' or ';use_ssl=true'; plaintext is allowed only for "
+            "loopback hosts (localhost, 127.0.0.1, ::1)."
+        )
+    scheme = "https" if builder.use_ssl else "http"
+    return GrpcWebChannel(
+        f"{scheme}://{builder.endpoint}",
+        headers=request_headers(builder),
+        transport=Transport(ca_certs=ca_certs, connect_timeout=connect_timeout),
+        user_agent=f"pyspark-web/{__version__}",
+    )
+
+
+class GrpcWebChannelBuilder(DefaultChannelBuilder):
+    """A channel builder for grpc-web, for ``SparkSession.builder.channelBuilder(...)``.
+
+    Takes ``http(s)://host[:port]`` or ``sc://host[:port]/;params`` (``transport=grpcweb``
+    is implied), plus what a URL cannot carry: ``ca_certs`` (a PEM bundle to verify the
+    server with, instead of the system's) and ``connect_timeout`` in seconds.
+
+    >>> spark = SparkSession.builder.channelBuilder(
+    ...     GrpcWebChannelBuilder("https://spark.example.com", ca_certs="/etc/ssl/corp.pem")
+    ... ).getOrCreate()
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channelOptions: Optional[List[Tuple[str, Any]]] = None,
+        ca_certs: Optional[str] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        if url.startswith("sc://") and f"{ChannelBuilder.PARAM_TRANSPORT}=" not in url:
+            separator = "" if ";" in url else ("" if url.rstrip().endswith("/") else "/")
+            url = f"{url}{separator};{ChannelBuilder.PARAM_TRANSPORT}={self.TRANSPORT_GRPC_WEB}"
+        super().__init__(url, channelOptions)
+        if self.transport != self.TRANSPORT_GRPC_WEB:
+            raise _invalid(f"GrpcWebChannelBuilder needs transport=grpcweb, not '{self.transport}'.")
+        self._ca_certs = ca_certs
+        self._connect_timeout = connect_timeout
+
+    def toChannel(self) -> GrpcWebChannel:
+        return create_channel(self, ca_certs=self._ca_certs, connect_timeout=self._connect_timeout)

@@ -1,0 +1,346 @@
+"""A grpc.Channel that speaks binary grpc-web over HTTP/1.1.
+
+It implements what the generated Spark Connect stub uses: ``unary_unary``,
+``unary_stream``, ``stream_unary`` and ``close``. Failures are raised as ``GrpcWebError``,
+which is a ``grpc.RpcError`` and a ``grpc.Call`` (real grpcio's when it is installed, the
+stand-in of ``pyspark.sql.connect.grpc_compat`` otherwise), with the gRPC status code, the
+percent-decoded ``grpc-message`` and the trailing metadata including
+``grpc-status-details-bin``. Upstream's retry policies, rich error conversion and reattach
+therefore run unchanged.
+"""
+
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from pyspark.sql.connect.grpc_compat import grpc
+
+from pyspark_web import grpcweb
+from pyspark_web.transport import Response, Transport, TransportError
+
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+# How much of an unexpected body (an HTML error page, say) an error message quotes.
+EXCERPT_BYTES = 200
+
+
+class GrpcWebError(grpc.RpcError, grpc.Call):  # type: ignore[misc, name-defined]
+    """An RPC that ended with a status other than OK, shaped like grpcio's errors."""
+
+    def __init__(
+        self,
+        code: Any,
+        details: str,
+        trailing_metadata: grpcweb.Metadata = (),
+        initial_metadata: grpcweb.Metadata = (),
+        rpc: str = "",
+    ) -> None:
+        super().__init__(details)
+        self._code = code
+        self._details = details
+        self._trailing = tuple(trailing_metadata)
+        self._initial = tuple(initial_metadata)
+        self._rpc = rpc
+
+    def code(self) -> Any:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+        return self._trailing
+
+    def initial_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+        return self._initial
+
+    def debug_error_string(self) -> str:
+        return f"grpc-web {self._rpc}: {self._code} {self._details}"
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> Optional[float]:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return (
+            f"<GrpcWebError of RPC that terminated with:\n\tstatus = {self._code}\n"
+            f'\tdetails = "{self._details}"\n\trpc = {self._rpc}\n>'
+        )
+
+    __repr__ = __str__
+
+
+def _status(number: int) -> Any:
+    return _STATUS_BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN)
+
+
+class _Call:
+    """One RPC: the HTTP exchange and the frames of its response."""
+
+    def __init__(self, channel: "GrpcWebChannel", method: str, body: bytes, timeout: Optional[float], metadata: Any) -> None:
+        self._channel = channel
+        self._url = channel.base_url + method
+        self._rpc = f"{method.rsplit('/', 1)[-1]} via {self._url}"
+        self._body = body
+        self._timeout = timeout
+        self._metadata = metadata
+        self._response: Optional[Response] = None
+        self._initial: grpcweb.Metadata = []
+        self._finished = False
+
+    def _error(self, code: Any, details: str, trailing: grpcweb.Metadata = ()) -> GrpcWebError:
+        return GrpcWebError(code, details, trailing, self._initial, self._rpc)
+
+    def _start(self) -> Response:
+        headers = self._channel.headers(self._metadata, self._timeout)
+        try:
+            response = self._channel.transport.post(self._url, headers, self._body, self._timeout)
+        except TransportError as error:
+            raise self._transport_error(error) from error
+        self._response = response
+        self._initial = [grpcweb.normalize_metadata(k, v) for k, v in response.headers.items()]
+        status, message = grpcweb.status_from_metadata(self._initial)
+        content_type = response.headers.get("content-type", "")
+        if status is not None and (status != grpcweb.OK or response.status == 200):
+            # Trailers-only: the status travels in the HTTP headers; nothing follows.
+            response.close(reuse=True)
+            self._finished = True
+            if status != grpcweb.OK:
+                raise self._error(_status(status), message, self._initial)
+            return response
+        if response.status != 200 or not content_type.startswith("application/grpc-web"):
+            excerpt = response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace").strip()
+            response.close(reuse=False)
+            self._finished = True
+            code = grpcweb.status_for_http(response.status) if response.status != 200 else grpcweb.UNKNOWN
+            what = f"HTTP {response.status}" + (f" ({content_type})" if content_type else "")
+            raise self._error(
+                _status(code),
+                f"{what} from {self._url}, not a grpc-web response; is this a grpc-web endpoint "
+                f"(Envoy's grpc_web filter)? Body: {' '.join(excerpt.split())[:EXCERPT_BYTES]!r}",
+            )
+        return response
+
+    def _transport_error(self, error: TransportError) -> GrpcWebError:
+        code = grpc.StatusCode.DEADLINE_EXCEEDED if error.kind == "deadline" else grpc.StatusCode.UNAVAILABLE
+        return self._error(code, f"{self._rpc}: {error}")
+
+    def messages(self) -> Iterator[bytes]:
+        """The payloads of the response's data frames, as they arrive."""
+        response = self._response or self._start()
+        if self._finished:
+            return
+        decoder = grpcweb.FrameDecoder(self._channel.max_frame_size)
+        complete = False
+        try:
+            for chunk in response.chunks():
+                for event in decoder.feed(chunk):
+                    if isinstance(event, grpcweb.Message):
+                        yield event.payload
+                    else:
+                        trailing = self._initial + event.metadata
+                        status, message = grpcweb.status_from_metadata(event.metadata)
+                        if status is None:
+                            raise self._error(
+                                grpc.StatusCode.INTERNAL, f"{self._rpc}: trailer frame without grpc-status", trailing
+                            )
+                        if status != grpcweb.OK:
+                            raise self._error(_status(status), message, trailing)
+            decoder.close()
+            if not decoder.trailers_seen:
+                # A complete HTTP body without a status: a proxy cut the stream short.
+                raise self._error(
+                    grpc.StatusCode.UNAVAILABLE, f"{self._rpc}: the response ended without a grpc-status trailer"
+                )
+            complete = True
+        except TransportError as error:
+            raise self._transport_error(error) from error
+        except grpcweb.ProtocolError as error:
+            raise self._error(grpc.StatusCode.INTERNAL, f"{self._rpc}: grpc-web protocol error: {error}") from error
+        finally:
+            self._finished = True
+            response.close(reuse=complete)
+
+    def cancel(self) -> None:
+        if self._response is not None and not self._finished:
+            self._finished = True
+            self._response.close(reuse=False)
+
+
+class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
+    """The iterator a unary_stream call returns (like grpcio's _MultiThreadedRendezvous)."""
+
+    def __init__(self, call: _Call, deserializer: Optional[Callable[[bytes], Any]]) -> None:
+        self._call = call
+        self._deserializer = deserializer
+        self._payloads: Optional[Iterator[bytes]] = None
+
+    def __iter__(self) -> "_ResponseStream":
+        return self
+
+    def __next__(self) -> Any:
+        if self._payloads is None:
+            self._payloads = self._call.messages()
+        payload = next(self._payloads)
+        return _deserialize(self._call, self._deserializer, payload)
+
+    def initial_metadata(self) -> grpcweb.Metadata:
+        return self._call._initial
+
+    def trailing_metadata(self) -> Optional[grpcweb.Metadata]:
+        return None
+
+    def code(self) -> Any:
+        return None
+
+    def details(self) -> Optional[str]:
+        return None
+
+    def is_active(self) -> bool:
+        return not self._call._finished
+
+    def time_remaining(self) -> Optional[float]:
+        return None
+
+    def cancel(self) -> bool:
+        self._call.cancel()
+        if self._payloads is not None:
+            self._payloads.close()
+        return True
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return False
+
+
+def _deserialize(call: _Call, deserializer: Optional[Callable[[bytes], Any]], payload: bytes) -> Any:
+    if deserializer is None:
+        return payload
+    try:
+        return deserializer(payload)
+    except Exception as error:  # protobuf's DecodeError and friends
+        raise call._error(
+            grpc.StatusCode.INTERNAL, f"{call._rpc}: cannot decode the response message ({error})"
+        ) from error
+
+
+def _serializer(serializer: Optional[Callable[[Any], bytes]]) -> Callable[[Any], bytes]:
+    return serializer if serializer is not None else (lambda message: message)
+
+
+class _UnaryUnary:
+    def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
+        self._channel, self._method = channel, method
+        self._serialize, self._deserializer = _serializer(serializer), deserializer
+
+    def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
+        call = _Call(self._channel, self._method, grpcweb.encode_message(self._serialize(request)), timeout, metadata)
+        payloads = list(call.messages())
+        if len(payloads) != 1:
+            raise call._error(
+                grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {len(payloads)}"
+            )
+        return _deserialize(call, self._deserializer, payloads[0])
+
+
+class _UnaryStream:
+    def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
+        self._channel, self._method = channel, method
+        self._serialize, self._deserializer = _serializer(serializer), deserializer
+
+    def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> _ResponseStream:
+        call = _Call(self._channel, self._method, grpcweb.encode_message(self._serialize(request)), timeout, metadata)
+        return _ResponseStream(call, self._deserializer)
+
+
+class _StreamUnary:
+    """Client streaming (AddArtifacts): grpc-web has no request streaming over HTTP/1.1,
+    so the request messages travel as consecutive frames of one body."""
+
+    def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
+        self._unary = _UnaryUnary(channel, method, None, deserializer)
+        self._serialize = _serializer(serializer)
+
+    def __call__(self, request_iterator: Iterable[Any], timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
+        body = grpcweb.encode_messages(self._serialize(r) for r in request_iterator)
+        call = _Call(self._unary._channel, self._unary._method, body, timeout, metadata)
+        payloads = list(call.messages())
+        if len(payloads) != 1:
+            raise call._error(
+                grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {len(payloads)}"
+            )
+        return _deserialize(call, self._unary._deserializer, payloads[0])
+
+
+class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
+    """grpc-web to ``base_url`` (scheme, host and port; the RPC path is appended).
+
+    ``headers`` are sent with every call (authorization, connection-string parameters).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Sequence[Tuple[str, str]] = (),
+        transport: Optional[Transport] = None,
+        max_frame_size: int = grpcweb.DEFAULT_MAX_FRAME_SIZE,
+        user_agent: str = "pyspark-web",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.transport = transport or Transport()
+        self.max_frame_size = max_frame_size
+        self._headers = {
+            "content-type": grpcweb.CONTENT_TYPE,
+            "accept": grpcweb.CONTENT_TYPE,
+            "x-grpc-web": "1",
+            "x-user-agent": user_agent,
+        }
+        for key, value in headers:
+            self._headers[key.lower()] = value
+
+    def headers(self, metadata: Any, timeout: Optional[float]) -> dict:
+        headers = dict(self._headers)
+        for key, value in metadata or ():
+            key = key.lower()
+            headers[key] = grpcweb.encode_metadata_value(key, value)
+        if timeout is not None:
+            headers["grpc-timeout"] = grpcweb.grpc_timeout(timeout)
+        return headers
+
+    def unary_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any) -> _UnaryUnary:
+        return _UnaryUnary(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any) -> _UnaryStream:
+        return _UnaryStream(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any) -> _StreamUnary:
+        return _StreamUnary(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        def unsupported(*_: Any, **__: Any) -> Any:
+            raise GrpcWebError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"bidirectional streaming ({method}) cannot be carried by grpc-web over HTTP/1.1",
+                rpc=method,
+            )
+
+        return unsupported
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        pass
+
+    def unsubscribe(self, callback: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "GrpcWebChannel":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

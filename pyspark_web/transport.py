@@ -1,0 +1,114 @@
+"""HTTP for the grpc-web channel: the only module that imports urllib3.
+
+On CPython urllib3 uses sockets (keep-alive connection pools, TLS with certificate
+verification). Under Pyodide the same calls go through urllib3's emscripten backend, which
+makes the browser's asynchronous fetch blocking (JSPI, synchronous XHR in a worker, or a
+streaming helper worker on cross-origin-isolated pages).
+
+Low-level failures are translated once, here, into ``TransportError`` with a kind the
+channel maps to a gRPC status.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Iterator, Optional
+
+import urllib3
+from urllib3.exceptions import (
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+    SSLError,
+)
+
+# How much one read asks for. read1() returns what has arrived, up to this.
+READ_SIZE = 256 * 1024
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class TransportError(Exception):
+    """The HTTP exchange failed. kind: "unavailable" (retry may help) or "deadline"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Dict[str, str]  # lower-case names
+    _raw: "urllib3.BaseHTTPResponse"
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body as it arrives; raises TransportError if the connection breaks."""
+        read1 = getattr(self._raw, "read1", None)
+        try:
+            while True:
+                data = read1(READ_SIZE) if read1 is not None else self._raw.read(READ_SIZE)
+                if not data:
+                    return
+                yield data
+        except ReadTimeoutError as error:
+            raise TransportError("deadline", f"no data within the read timeout ({error})") from error
+        except (ProtocolError, HTTPError, OSError) as error:
+            raise TransportError("unavailable", f"the connection broke mid-response: {error}") from error
+
+    def read_prefix(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the body, for error messages."""
+        try:
+            return self._raw.read(limit) or b""
+        except (HTTPError, OSError):
+            return b""
+
+    def close(self, reuse: bool) -> None:
+        """Give the connection back to the pool (body fully read) or drop it."""
+        if reuse:
+            self._raw.release_conn()
+        else:
+            self._raw.close()
+            self._raw.release_conn()
+
+
+class Transport:
+    """A pool of keep-alive HTTP/1.1 connections to one or more grpc-web endpoints."""
+
+    def __init__(self, ca_certs: Optional[str] = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+        self._connect_timeout = connect_timeout
+        self._pool = urllib3.PoolManager(
+            num_pools=4,
+            maxsize=8,
+            # gRPC decides about retries (upstream's policies); HTTP must not retry behind it.
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs,
+        )
+
+    def post(self, url: str, headers: Dict[str, str], body: bytes, timeout: Optional[float]) -> Response:
+        try:
+            raw = self._pool.request(
+                "POST",
+                url,
+                body=body,
+                headers=headers,
+                preload_content=False,
+                decode_content=False,
+                redirect=False,
+                timeout=urllib3.Timeout(connect=self._connect_timeout, read=timeout),
+            )
+        except ConnectTimeoutError as error:
+            raise TransportError("unavailable", f"connecting timed out ({error})") from error
+        except ReadTimeoutError as error:
+            raise TransportError("deadline", f"no response within the timeout ({error})") from error
+        except SSLError as error:
+            raise TransportError("unavailable", f"TLS handshake failed: {error}") from error
+        except NewConnectionError as error:
+            raise TransportError("unavailable", f"cannot connect: {error}") from error
+        except (HTTPError, OSError) as error:
+            raise TransportError("unavailable", f"HTTP request failed: {error}") from error
+        headers_out = {k.lower(): v for k, v in raw.headers.items()}
+        return Response(raw.status, headers_out, raw)
+
+    def close(self) -> None:
+        self._pool.clear()
