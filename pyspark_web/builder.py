@@ -105,9 +105,12 @@ class GrpcWebChannelBuilder(DefaultChannelBuilder):
         ca_certs: Optional[str] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
-        if url.startswith("sc://") and f"{ChannelBuilder.PARAM_TRANSPORT}=" not in url:
-            separator = "" if ";" in url else ("" if url.rstrip().endswith("/") else "/")
-            url = f"{url}{separator};{ChannelBuilder.PARAM_TRANSPORT}={self.TRANSPORT_GRPC_WEB}"
+        if url.startswith("sc://"):
+            _, _, params = url.partition(";")
+            keys = {param.split("=", 1)[0] for param in params.split(";") if param}
+            if ChannelBuilder.PARAM_TRANSPORT not in keys:
+                separator = "" if params or url.endswith("/") else "/"
+                url = f"{url}{separator};{ChannelBuilder.PARAM_TRANSPORT}={self.TRANSPORT_GRPC_WEB}"
         super().__init__(url, channelOptions)
         if self.transport != self.TRANSPORT_GRPC_WEB:
             raise _invalid(f"GrpcWebChannelBuilder needs transport=grpcweb, not '{self.transport}'.")

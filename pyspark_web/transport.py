@@ -97,14 +97,15 @@ class Transport:
                 redirect=False,
                 timeout=urllib3.Timeout(connect=self._connect_timeout, read=timeout),
             )
+        except NewConnectionError as error:
+            # Before ConnectTimeoutError: urllib3 2 derives this one from it.
+            raise TransportError("unavailable", f"cannot connect: {error}") from error
         except ConnectTimeoutError as error:
             raise TransportError("unavailable", f"connecting timed out ({error})") from error
         except ReadTimeoutError as error:
             raise TransportError("deadline", f"no response within the timeout ({error})") from error
         except SSLError as error:
             raise TransportError("unavailable", f"TLS handshake failed: {error}") from error
-        except NewConnectionError as error:
-            raise TransportError("unavailable", f"cannot connect: {error}") from error
         except (HTTPError, OSError) as error:
             raise TransportError("unavailable", f"HTTP request failed: {error}") from error
         headers_out = {k.lower(): v for k, v in raw.headers.items()}

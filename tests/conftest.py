@@ -1,18 +1,19 @@
 """Session fixtures shared by all suites. Tests are marked by their folder (unit/, browser/)."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import DIST, ROOT
+from helpers import BUILD_SH, DIST, ROOT
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         folder = Path(str(item.fspath)).parent.name
-        if folder in ("unit", "browser", "stack"):
+        if folder in ("unit", "browser", "stack", "differential"):
             item.add_marker(getattr(pytest.mark, folder))
 
 
@@ -32,3 +33,16 @@ def lock():
 def wheel(lock):
     """The pyspark-web wheel in dist/."""
     return DIST / lock["packages"]["pyspark-web"]["file_name"]
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The dev stack; started here (and stopped at the end) unless it already runs."""
+    if subprocess.run([BUILD_SH, "status"], capture_output=True).returncode == 0:
+        yield
+        return
+    subprocess.run([BUILD_SH, "up"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run([BUILD_SH, "down"], check=True)

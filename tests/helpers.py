@@ -6,6 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
 BUILD = ROOT / "build"
+BUILD_SH = str(ROOT / "build.sh")
 
 
 def run_python(python, code, check=True):
@@ -19,3 +20,23 @@ def run_python(python, code, check=True):
             f"stderr:\n{result.stderr}"
         )
     return result
+
+
+def ensure_venv(name, requirements, constraints, reinstall=()):
+    """build/<name>: a virtualenv (the machine's python3) with ``requirements`` installed
+    under ``constraints``; rebuilt when they change. ``reinstall`` (wheels) is installed
+    again on every call, so the venv always has the freshly built one."""
+    import sys
+
+    venv = BUILD / name
+    python = venv / "bin/python"
+    wanted = "\n".join([*map(str, requirements), Path(constraints).read_text()])
+    stamp = venv / ".stamp"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(pip + [*map(str, requirements), "-c", str(constraints)], check=True)
+        stamp.write_text(wanted)
+    if reinstall:
+        subprocess.run(pip + ["--force-reinstall", "--no-deps", *map(str, reinstall)], check=True)
+    return python

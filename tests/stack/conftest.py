@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from helpers import BUILD, DIST, ROOT
+from helpers import BUILD, BUILD_SH, DIST, ROOT
 
-BUILD_SH = str(ROOT / "build.sh")
 ENVOY = BUILD / "venv-stack/bin/envoy"
 PROD_PORTS = {"grpc_web": 18443, "static": 18444, "admin": 19901}
 ISSUER = "https://login.example.com/"
@@ -34,19 +33,6 @@ def server_version_pinned():
         if line.startswith("pyspark=="):
             return line.split("==")[1]
     raise AssertionError("deploy/requirements.txt pins no pyspark")
-
-
-@pytest.fixture(scope="session")
-def stack():
-    """The dev stack; started here (and stopped at the end) unless it already runs."""
-    if subprocess.run([BUILD_SH, "status"], capture_output=True).returncode == 0:
-        yield
-        return
-    subprocess.run([BUILD_SH, "up"], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run([BUILD_SH, "down"], check=True)
 
 
 # ---------------------------------------------------------------- keys, certs, tokens

@@ -6,8 +6,7 @@ import sys
 
 import pytest
 
-from conftest import BUILD_SH
-from helpers import BUILD, ROOT
+from helpers import BUILD, BUILD_SH, ROOT
 
 pytestmark = pytest.mark.usefixtures("stack")
 

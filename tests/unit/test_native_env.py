@@ -5,31 +5,16 @@ that numpy values still work where they are used, and that the grpc stand-in (pa
 matches real grpcio and grpcio-status.
 """
 
-import subprocess
-import sys
-
 import pytest
 
-from helpers import BUILD, DIST, ROOT, run_python
+from helpers import ROOT, ensure_venv, run_python
 
 
 @pytest.fixture(scope="module")
 def native(wheel):
-    venv = BUILD / "venv-native"
-    pins = ROOT / "tests/requirements-native.txt"
-    stamp = venv / ".stamp"
-    python = venv / "bin/python"
-    if not stamp.is_file() or stamp.read_text() != pins.read_text():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run(pip + [f"{wheel}[pandas,grpc]", "-c", str(pins)], check=True)
-        stamp.write_text(pins.read_text())
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--force-reinstall", "--no-deps", str(wheel)],
-        check=True,
+    return ensure_venv(
+        "venv-native", [f"{wheel}[pandas,grpc]"], ROOT / "tests/requirements-native.txt", reinstall=[wheel]
     )
-    return python
 
 
 def test_heavy_packages_stay_unimported_until_used(native):

@@ -1,0 +1,64 @@
+"""The same queries through the stock native client and through pyspark-web, compared.
+
+- native: pyspark-client 4.2.0 from the package index with grpcio, pyarrow and pandas
+  (build/venv-stock), over gRPC to 127.0.0.1:15002;
+- web: the built pyspark-web wheel with its pandas extra and WITHOUT grpcio
+  (build/venv-web), over grpc-web through Envoy at 127.0.0.1:8081.
+Both run tests/differential/runner.py in their own process, against the same server.
+"""
+
+import ast
+import difflib
+import json
+import os
+import subprocess
+
+import pytest
+
+from helpers import ROOT, ensure_venv, run_python
+
+HERE = ROOT / "tests/differential"
+PINS = ROOT / "tests/requirements-native.txt"
+CASE_NAMES = [
+    node.name
+    for node in ast.parse((HERE / "cases.py").read_text()).body
+    if isinstance(node, ast.FunctionDef) and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
+]
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+def run(python, url, output):
+    # The client's own time zone matters for timestamps: the same, non-UTC one for both.
+    env = dict(os.environ, TZ="Europe/Berlin")
+    result = subprocess.run([str(python), str(HERE / "runner.py"), url, str(output)],
+                            capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, f"runner failed on {url}:\n{result.stderr[-4000:]}"
+    return json.loads(output.read_text())
+
+
+@pytest.fixture(scope="session")
+def results(stack, wheel, tmp_path_factory):
+    stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], PINS)
+    web = ensure_venv("venv-web", [f"{wheel}[pandas]"], PINS, reinstall=[wheel])
+    # The configuration under test: grpcio absent from pyspark-web's venv.
+    assert run_python(web, "import importlib.util as u; print(u.find_spec('grpc'))").stdout.strip() == "None"
+    out = tmp_path_factory.mktemp("differential")
+    native = run(stock, "sc://127.0.0.1:15002", out / "native.json")
+    grpcweb = run(web, "http://127.0.0.1:8081", out / "web.json")
+    return native, grpcweb
+
+
+def test_suite_size():
+    assert len(CASE_NAMES) >= 60 and len(set(CASE_NAMES)) == len(CASE_NAMES)
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_same_result(results, name):
+    native, web = results
+    assert name in native and name in web, "the case did not run"
+    if web[name] != native[name]:
+        expected = json.dumps(native[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+        actual = json.dumps(web[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+        diff = "\n".join(difflib.unified_diff(expected, actual, "native gRPC", "pyspark-web", lineterm="", n=2))
+        pytest.fail(f"{name}: pyspark-web differs from the native client\n{diff}", pytrace=False)
