@@ -539,3 +539,11 @@ def error_unresolved_column(spark):
 @case
 def error_raised_at_runtime(spark):
     return spark.range(5).select(F.when(F.col("id") == 3, F.raise_error(F.lit("custom failure"))).otherwise(F.col("id"))).collect()
+
+
+@case
+def error_in_the_middle_of_a_stream(spark):
+    # Ten partitions; the last one fails after the others' batches were sent.
+    return spark.range(0, 100, 1, 10).select(
+        F.when(F.col("id") == 95, F.raise_error(F.lit("late failure"))).otherwise(F.col("id")).alias("v")
+    ).collect()

@@ -318,3 +318,41 @@ def test_tls_without_the_ca_bundle_is_unavailable(start, certificates):
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "TLS" in error.details() and "certificate" in error.details().lower()
     assert server.requests == []
+
+
+# --- reattach over grpc-web ---------------------------------------------------------------
+
+
+def test_stream_ending_without_result_complete_is_reattached(start):
+    """A server may end an ExecutePlan stream early (OK, no ResultComplete); upstream's
+    reattachable iterator then calls ReattachExecute through this channel and resumes."""
+    import pyspark.sql.connect.proto as pb2
+    from pyspark.sql.connect.client.reattach import ExecutePlanResponseReattachableIterator
+    from pyspark.sql.connect.client.retries import Retrying
+    from pyspark.sql.connect.proto.base_pb2_grpc import SparkConnectServiceStub
+
+    def response(response_id, complete=False):
+        message = pb2.ExecutePlanResponse(response_id=response_id, operation_id="op")
+        if complete:
+            message.result_complete.SetInParent()
+        return encode_message(message.SerializeToString())
+
+    def script(handler):
+        method = handler.path.rsplit("/", 1)[-1]
+        if method == "ExecutePlan":
+            handler.reply([response("r0"), response("r1"), OK])
+        elif method == "ReattachExecute":
+            handler.reply([response("r2"), response("done", complete=True), OK])
+        else:
+            handler.reply([encode_message(pb2.ReleaseExecuteResponse().SerializeToString()), OK])
+
+    server, channel = start(script)
+    request = pb2.ExecutePlanRequest(session_id="00000000-0000-4000-8000-000000000000", operation_id="op")
+    iterator = ExecutePlanResponseReattachableIterator(
+        request, SparkConnectServiceStub(channel), lambda: Retrying([DefaultPolicy()]), []
+    )
+    assert [r.response_id for r in iterator] == ["r0", "r1", "r2", "done"]
+    methods = [path.rsplit("/", 1)[-1] for path, *_ in server.requests]
+    assert methods.count("ExecutePlan") == 1 and methods.count("ReattachExecute") == 1
+    [reattach] = [body for path, _, body, _ in server.requests if path.endswith("/ReattachExecute")]
+    assert pb2.ReattachExecuteRequest.FromString(reattach[5:]).last_response_id == "r1"
