@@ -40,3 +40,14 @@ def ensure_venv(name, requirements, constraints, reinstall=()):
     if reinstall:
         subprocess.run(pip + ["--force-reinstall", "--no-deps", *map(str, reinstall)], check=True)
     return python
+
+
+def native_venv(wheel):
+    """build/venv-native: pyspark-web with its pandas and grpc extras (grpcio, numpy, pandas,
+    pyarrow), and pytest + Hypothesis for the checks that run there against pyarrow."""
+    return ensure_venv(
+        "venv-native",
+        [f"{wheel}[pandas,grpc]", "pytest==8.4.2", "hypothesis==6.170.17"],
+        ROOT / "tests/requirements-native.txt",
+        reinstall=[wheel],
+    )

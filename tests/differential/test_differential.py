@@ -37,16 +37,33 @@ def run(python, url, output):
     return json.loads(output.read_text())
 
 
+# pyspark-web's configurations: with pyarrow/pandas (upstream's Arrow path), and with none
+# of numpy, pandas or pyarrow (pyspark-web's pure-Python Arrow reader and writer).
+WEB_CONFIGS = {
+    "web": ("venv-web", "[pandas]", []),
+    "web-bare": ("venv-web-bare", "", ["numpy", "pandas", "pyarrow"]),
+}
+
+
+def absent(python, modules):
+    code = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+    return run_python(python, code).stdout.strip() == "[]"
+
+
 @pytest.fixture(scope="session")
-def results(stack, wheel, tmp_path_factory):
+def native_results(stack, tmp_path_factory):
     stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], PINS)
-    web = ensure_venv("venv-web", [f"{wheel}[pandas]"], PINS, reinstall=[wheel])
-    # The configuration under test: grpcio absent from pyspark-web's venv.
-    assert run_python(web, "import importlib.util as u; print(u.find_spec('grpc'))").stdout.strip() == "None"
-    out = tmp_path_factory.mktemp("differential")
-    native = run(stock, "sc://127.0.0.1:15002", out / "native.json")
-    grpcweb = run(web, "http://127.0.0.1:8081", out / "web.json")
-    return native, grpcweb
+    return run(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native") / "native.json")
+
+
+@pytest.fixture(scope="session", params=list(WEB_CONFIGS))
+def results(request, stack, wheel, native_results, tmp_path_factory):
+    venv, extra, missing = WEB_CONFIGS[request.param]
+    web = ensure_venv(venv, [f"{wheel}{extra}"], PINS, reinstall=[wheel])
+    # The configuration under test: no grpcio (and, for web-bare, no numpy/pandas/pyarrow).
+    assert absent(web, ["grpc", *missing]), f"{venv} has packages it must not have"
+    grpcweb = run(web, "http://127.0.0.1:8081", tmp_path_factory.mktemp(request.param) / "web.json")
+    return native_results, grpcweb
 
 
 def test_suite_size():

@@ -352,6 +352,10 @@ def test_stream_ending_without_result_complete_is_reattached(start):
         request, SparkConnectServiceStub(channel), lambda: Retrying([DefaultPolicy()]), []
     )
     assert [r.response_id for r in iterator] == ["r0", "r1", "r2", "done"]
+    # The releases run on upstream's thread pool: let them finish while the server is up,
+    # or they would retry against a closed port at interpreter exit.
+    for future in list(iterator.release_futures):
+        future.result(timeout=WAIT)
     methods = [path.rsplit("/", 1)[-1] for path, *_ in server.requests]
     assert methods.count("ExecutePlan") == 1 and methods.count("ReattachExecute") == 1
     [reattach] = [body for path, _, body, _ in server.requests if path.endswith("/ReattachExecute")]

@@ -7,14 +7,12 @@ matches real grpcio and grpcio-status.
 
 import pytest
 
-from helpers import ROOT, ensure_venv, run_python
+from helpers import native_venv, run_python
 
 
 @pytest.fixture(scope="module")
 def native(wheel):
-    return ensure_venv(
-        "venv-native", [f"{wheel}[pandas,grpc]"], ROOT / "tests/requirements-native.txt", reinstall=[wheel]
-    )
+    return native_venv(wheel)
 
 
 def test_heavy_packages_stay_unimported_until_used(native):

@@ -1,0 +1,117 @@
+"""Spark SQL types <-> Arrow types, as upstream's ``to_arrow_type`` and
+``from_arrow_type`` (pyspark/sql/pandas/types.py) map them with pyarrow."""
+
+from typing import Optional
+
+from pyspark.errors import PySparkTypeError
+from pyspark.sql import types as T
+
+from pyspark_web.arrow.ipc import DataType, Field, Schema
+
+_SIMPLE = {
+    T.BooleanType: DataType("bool"),
+    T.ByteType: DataType("int", (("bits", 8), ("signed", True))),
+    T.ShortType: DataType("int", (("bits", 16), ("signed", True))),
+    T.IntegerType: DataType("int", (("bits", 32), ("signed", True))),
+    T.LongType: DataType("int", (("bits", 64), ("signed", True))),
+    T.FloatType: DataType("float", (("bits", 32),)),
+    T.DoubleType: DataType("float", (("bits", 64),)),
+    T.DateType: DataType("date", (("unit", "day"),)),
+    T.TimestampNTZType: DataType("timestamp", (("unit", "us"), ("tz", None))),
+    T.DayTimeIntervalType: DataType("duration", (("unit", "us"),)),
+    T.TimeType: DataType("time", (("unit", "ns"), ("bits", 64))),
+    T.NullType: DataType("null"),
+}
+
+
+def to_arrow_type(dt: T.DataType, timezone: Optional[str] = None, prefers_large_types: bool = False) -> DataType:
+    for spark_type, arrow_type in _SIMPLE.items():
+        if isinstance(dt, spark_type):
+            return arrow_type
+    if isinstance(dt, T.DecimalType):
+        return DataType("decimal", (("precision", dt.precision), ("scale", dt.scale), ("bits", 128)))
+    if isinstance(dt, T.StringType):
+        return DataType("large_utf8" if prefers_large_types else "utf8")
+    if isinstance(dt, T.BinaryType):
+        return DataType("large_binary" if prefers_large_types else "binary")
+    if isinstance(dt, T.TimestampType):
+        return DataType("timestamp", (("unit", "us"), ("tz", timezone)))
+    if isinstance(dt, T.ArrayType):
+        element = Field("element", to_arrow_type(dt.elementType, timezone, prefers_large_types), dt.containsNull)
+        return DataType("list", (), (element,))
+    if isinstance(dt, T.MapType):
+        key = Field("key", to_arrow_type(dt.keyType, timezone, prefers_large_types), False)
+        value = Field("value", to_arrow_type(dt.valueType, timezone, prefers_large_types), dt.valueContainsNull)
+        return DataType("map", (("keys_sorted", False),), (Field("entries", DataType("struct", (), (key, value)), False),))
+    if isinstance(dt, T.StructType):
+        return DataType("struct", (), tuple(to_arrow_field(f, timezone, prefers_large_types) for f in dt.fields))
+    if isinstance(dt, T.UserDefinedType):
+        return to_arrow_type(dt.sqlType(), timezone, prefers_large_types)
+    if isinstance(dt, T.VariantType):
+        return DataType(
+            "struct",
+            (),
+            (
+                Field("value", DataType("binary"), False),
+                Field("metadata", DataType("binary"), False, (("variant", "true"),)),
+            ),
+        )
+    raise PySparkTypeError(
+        errorClass="UNSUPPORTED_DATA_TYPE_FOR_ARROW_CONVERSION",
+        messageParameters={"data_type": str(dt)},
+    )
+
+
+def to_arrow_field(field: T.StructField, timezone: Optional[str] = None, prefers_large_types: bool = False) -> Field:
+    return Field(field.name, to_arrow_type(field.dataType, timezone, prefers_large_types), field.nullable)
+
+
+def to_arrow_schema(schema: T.StructType, timezone: Optional[str] = None, prefers_large_types: bool = False) -> Schema:
+    return Schema([to_arrow_field(f, timezone, prefers_large_types) for f in schema.fields])
+
+
+def from_arrow_type(at: DataType, prefer_timestamp_ntz: bool = False) -> T.DataType:
+    kind, p = at.kind, at.param
+    if kind == "bool":
+        return T.BooleanType()
+    if kind == "int":
+        return {8: T.ByteType(), 16: T.ShortType(), 32: T.IntegerType(), 64: T.LongType()}[p("bits")]
+    if kind == "float":
+        return T.FloatType() if p("bits") == 32 else T.DoubleType()
+    if kind == "decimal":
+        return T.DecimalType(p("precision"), p("scale"))
+    if kind in ("utf8", "large_utf8"):
+        return T.StringType()
+    if kind in ("binary", "large_binary", "fixed_binary"):
+        return T.BinaryType()
+    if kind == "date":
+        return T.DateType()
+    if kind == "timestamp":
+        return T.TimestampNTZType() if p("tz") is None and prefer_timestamp_ntz else T.TimestampType()
+    if kind == "duration":
+        return T.DayTimeIntervalType()
+    if kind == "time":
+        return T.TimeType()
+    if kind == "null":
+        return T.NullType()
+    if kind in ("list", "large_list", "fixed_list"):
+        element = at.children[0]
+        return T.ArrayType(from_arrow_type(element.type, prefer_timestamp_ntz), element.nullable)
+    if kind == "map":
+        key, value = at.children[0].type.children
+        return T.MapType(from_arrow_type(key.type, prefer_timestamp_ntz), from_arrow_type(value.type, prefer_timestamp_ntz), value.nullable)
+    if kind == "struct":
+        names = [c.name for c in at.children]
+        if names == ["value", "metadata"] and dict(at.children[1].metadata).get("variant") == "true":
+            return T.VariantType()
+        return T.StructType([T.StructField(c.name, from_arrow_type(c.type, prefer_timestamp_ntz), c.nullable) for c in at.children])
+    raise PySparkTypeError(
+        errorClass="UNSUPPORTED_DATA_TYPE_FOR_ARROW_CONVERSION",
+        messageParameters={"data_type": str(at)},
+    )
+
+
+def from_arrow_schema(schema: Schema, prefer_timestamp_ntz: bool = False) -> T.StructType:
+    return T.StructType(
+        [T.StructField(f.name, from_arrow_type(f.type, prefer_timestamp_ntz), f.nullable) for f in schema.fields]
+    )
