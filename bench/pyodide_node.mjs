@@ -1,0 +1,13 @@
+// Run a Python benchmark file inside Pyodide (Node), with pyspark-web from dist/.
+//   node bench/pyodide_node.mjs bench/bench_arrow.py
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const { loadPyodide } = await import(join(root, "dist", "pyodide.mjs"));
+const pyodide = await loadPyodide({ indexURL: join(root, "dist") + "/" });
+await pyodide.loadPackage("pyspark-web");
+pyodide.setStdout({ batched: (line) => console.log(line) });
+pyodide.globals.set("__name__", "__main__");
+await pyodide.runPythonAsync(readFileSync(process.argv[2], "utf8"));
