@@ -43,10 +43,16 @@ class Response:
 
     def chunks(self) -> Iterator[bytes]:
         """The body as it arrives; raises TransportError if the connection breaks."""
-        read1 = getattr(self._raw, "read1", None)
+        # Sockets (CPython): read1 returns what has arrived, without waiting for READ_SIZE.
+        # urllib3's emscripten response has no read1; its read(n) already returns what the
+        # browser's stream delivered (JSPI, or the isolation worker), up to n.
+        if isinstance(self._raw, urllib3.HTTPResponse):
+            read = self._raw.read1
+        else:
+            read = self._raw.read
         try:
             while True:
-                data = read1(READ_SIZE) if read1 is not None else self._raw.read(READ_SIZE)
+                data = read(READ_SIZE)
                 if not data:
                     return
                 yield data
