@@ -51,3 +51,45 @@ def native_venv(wheel):
         ROOT / "tests/requirements-native.txt",
         reinstall=[wheel],
     )
+
+
+DIFFERENTIAL = ROOT / "tests/differential"
+
+
+def run_differential(python, url, output, tz):
+    """Run tests/differential/runner.py in another venv; its JSON results."""
+    import json
+    import os
+
+    env = dict(os.environ, TZ=tz)
+    result = subprocess.run([str(python), str(DIFFERENTIAL / "runner.py"), url, str(output)],
+                            capture_output=True, text=True, timeout=900, env=env)
+    if result.returncode != 0:
+        raise AssertionError(f"runner failed on {url}:\n{result.stderr[-4000:]}")
+    return json.loads(Path(output).read_text())
+
+
+def assert_same(name, native, other, label):
+    """Fail with a readable diff when a case's results differ."""
+    import difflib
+    import json
+
+    import pytest
+
+    assert name in native and name in other, f"{name}: the case did not run"
+    if other[name] != native[name]:
+        expected = json.dumps(native[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+        actual = json.dumps(other[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+        diff = "\n".join(difflib.unified_diff(expected, actual, "native gRPC", label, lineterm="", n=2))
+        pytest.fail(f"{name}: {label} differs from the native client\n{diff}", pytrace=False)
+
+
+def case_names():
+    """The differential cases, in order, read from cases.py without importing it."""
+    import ast
+
+    return [
+        node.name
+        for node in ast.parse((DIFFERENTIAL / "cases.py").read_text()).body
+        if isinstance(node, ast.FunctionDef) and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
+    ]

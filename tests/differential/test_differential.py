@@ -7,34 +7,15 @@
 Both run tests/differential/runner.py in their own process, against the same server.
 """
 
-import ast
-import difflib
-import json
-import os
-import subprocess
-
 import pytest
 
-from helpers import ROOT, ensure_venv, run_python
+from helpers import ROOT, assert_same, case_names, ensure_venv, run_differential, run_python
 
-HERE = ROOT / "tests/differential"
 PINS = ROOT / "tests/requirements-native.txt"
-CASE_NAMES = [
-    node.name
-    for node in ast.parse((HERE / "cases.py").read_text()).body
-    if isinstance(node, ast.FunctionDef) and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
-]
+TZ = "Europe/Berlin"
+CASE_NAMES = case_names()
 
 pytestmark = pytest.mark.usefixtures("stack")
-
-
-def run(python, url, output):
-    # The client's own time zone matters for timestamps: the same, non-UTC one for both.
-    env = dict(os.environ, TZ="Europe/Berlin")
-    result = subprocess.run([str(python), str(HERE / "runner.py"), url, str(output)],
-                            capture_output=True, text=True, timeout=900, env=env)
-    assert result.returncode == 0, f"runner failed on {url}:\n{result.stderr[-4000:]}"
-    return json.loads(output.read_text())
 
 
 # pyspark-web's configurations: with pyarrow/pandas (upstream's Arrow path), and with none
@@ -53,7 +34,8 @@ def absent(python, modules):
 @pytest.fixture(scope="session")
 def native_results(stack, tmp_path_factory):
     stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], PINS)
-    return run(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native") / "native.json")
+    # The client's own time zone matters for timestamps: the same, non-UTC one for both.
+    return run_differential(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native") / "native.json", TZ)
 
 
 @pytest.fixture(scope="session", params=list(WEB_CONFIGS))
@@ -62,7 +44,7 @@ def results(request, stack, wheel, native_results, tmp_path_factory):
     web = ensure_venv(venv, [f"{wheel}{extra}"], PINS, reinstall=[wheel])
     # The configuration under test: no grpcio (and, for web-bare, no numpy/pandas/pyarrow).
     assert absent(web, ["grpc", *missing]), f"{venv} has packages it must not have"
-    grpcweb = run(web, "http://127.0.0.1:8081", tmp_path_factory.mktemp(request.param) / "web.json")
+    grpcweb = run_differential(web, "http://127.0.0.1:8081", tmp_path_factory.mktemp(request.param) / "web.json", TZ)
     return native_results, grpcweb
 
 
@@ -73,9 +55,4 @@ def test_suite_size():
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_same_result(results, name):
     native, web = results
-    assert name in native and name in web, "the case did not run"
-    if web[name] != native[name]:
-        expected = json.dumps(native[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
-        actual = json.dumps(web[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
-        diff = "\n".join(difflib.unified_diff(expected, actual, "native gRPC", "pyspark-web", lineterm="", n=2))
-        pytest.fail(f"{name}: pyspark-web differs from the native client\n{diff}", pytrace=False)
+    assert_same(name, native, web, "pyspark-web")

@@ -1,0 +1,112 @@
+"""Unchanged PySpark in Pyodide against the real stack: Spark Connect 4.3 behind Envoy,
+reached over grpc-web from headless Chromium and from Node (JSPI: Python is entered with
+runPythonAsync, and urllib3's emscripten backend makes fetch blocking).
+
+The differential suite runs in the browser and is compared, case by case, with the stock
+native client on CPython against the same server.
+"""
+
+import pytest
+from pytest_pyodide import run_in_pyodide
+from pytest_pyodide.fixture import selenium_jspi_inner
+from pytest_pyodide.utils import set_webdriver_script_timeout
+
+from helpers import DIFFERENTIAL, ROOT, assert_same, case_names, ensure_venv, run_differential
+
+pytestmark = pytest.mark.usefixtures("stack")
+URL = "http://127.0.0.1:8081"
+CASES = case_names()
+
+
+@run_in_pyodide(packages=["pyspark-web"])
+def connect_and_query(selenium, url):
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    result = {
+        "version": spark.version,
+        "rows": [r.asDict() for r in spark.sql("SELECT 1 AS a, 'x' AS b").collect()],
+        "count": spark.range(1000).count(),
+        "loaded": sorted(m for m in ("numpy", "pandas", "pyarrow", "grpc") if m in sys.modules),
+        "channel": type(spark.client._channel).__name__,
+    }
+    spark.stop()
+    return result
+
+
+@pytest.mark.parametrize("url", [URL, "sc://127.0.0.1:8081/;transport=grpcweb", "sc://127.0.0.1/;transport=grpcweb"])
+def test_connect_forms(selenium_jspi, url):
+    result = connect_and_query(selenium_jspi, url)
+    assert result["version"] == "4.3.0"
+    assert result["rows"] == [{"a": 1, "b": "x"}]
+    assert result["count"] == 1000
+    assert result["loaded"] == []
+    assert result["channel"] == "GrpcWebChannel"
+
+
+@run_in_pyodide(packages=["pyspark-web"])
+def collect_range(selenium, url, n):
+    import time
+
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    began = time.perf_counter()
+    rows = spark.range(n).collect()
+    seconds = time.perf_counter() - began
+    spark.stop()
+    return [len(rows), rows[0].id, rows[-1].id, sum(r.id for r in rows), seconds]
+
+
+@pytest.mark.driver_timeout(600)
+def test_collect_one_million_rows(selenium_jspi):
+    n = 1_000_000
+    count, first, last, total, seconds = collect_range(selenium_jspi, URL, n)
+    assert (count, first, last, total) == (n, 0, n - 1, n * (n - 1) // 2)
+    print(f"range({n}).collect() in {selenium_jspi.browser}: {seconds:.1f} s")
+
+
+@run_in_pyodide(packages=["pyspark-web"])
+def run_suite(selenium, url, files):
+    import json
+    import os
+    import sys
+    import time
+
+    # The same local time zone as the native reference (UTC), or timestamps differ.
+    assert time.timezone == 0 and not time.daylight, f"Pyodide's local zone is {time.tzname}"
+    os.makedirs("/tmp/differential", exist_ok=True)
+    for name, text in files.items():
+        with open(f"/tmp/differential/{name}", "w") as f:
+            f.write(text)
+    sys.path.insert(0, "/tmp/differential")
+    import runner
+
+    runner.main(url, "/tmp/differential/out.json")
+    return json.loads(open("/tmp/differential/out.json").read())
+
+
+@pytest.fixture(scope="module")
+def native_utc(wheel, tmp_path_factory):
+    stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], ROOT / "tests/requirements-native.txt")
+    return run_differential(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native-utc") / "out.json", "UTC")
+
+
+@pytest.fixture(scope="module")
+def selenium_jspi_module(request, runtime, web_server_main, playwright_browsers):
+    """One JSPI-enabled runtime for the whole suite (pytest-pyodide's is per test)."""
+    yield from selenium_jspi_inner(request, runtime, web_server_main, playwright_browsers)
+
+
+@pytest.fixture(scope="module")
+def browser_results(selenium_jspi_module, native_utc):
+    files = {name: (DIFFERENTIAL / name).read_text() for name in ("cases.py", "runner.py")}
+    with set_webdriver_script_timeout(selenium_jspi_module, script_timeout=900):
+        return run_suite(selenium_jspi_module, URL, files)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_differential_in_pyodide(browser_results, native_utc, name):
+    assert_same(name, native_utc, browser_results, "pyspark-web in Pyodide")
