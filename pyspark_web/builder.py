@@ -11,12 +11,12 @@ import ipaddress
 import re
 from typing import Any, List, Optional, Tuple
 
-from pyspark.errors import PySparkValueError
+from pyspark.errors import PySparkRuntimeError, PySparkValueError
 from pyspark.sql.connect.client.core import ChannelBuilder, DefaultChannelBuilder
 
 from pyspark_web import __version__
 from pyspark_web.channel import GrpcWebChannel
-from pyspark_web.transport import DEFAULT_CONNECT_TIMEOUT, Transport
+from pyspark_web.transport import DEFAULT_CONNECT_TIMEOUT, Transport, blocking_mode, no_blocking_mode_message
 
 # RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -66,6 +66,9 @@ def create_channel(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> GrpcWebChannel:
     """The channel for a builder whose transport is grpcweb (the entry point)."""
+    if blocking_mode() is None:
+        # At connect time, not on the first query: say what to change.
+        raise PySparkRuntimeError(message=no_blocking_mode_message())
     if builder._interceptors:
         raise _invalid(
             "gRPC interceptors need grpcio's native channel; they cannot wrap a grpc-web "

@@ -127,7 +127,10 @@ class _Call:
         return response
 
     def _transport_error(self, error: TransportError) -> GrpcWebError:
-        code = grpc.StatusCode.DEADLINE_EXCEEDED if error.kind == "deadline" else grpc.StatusCode.UNAVAILABLE
+        code = {
+            "deadline": grpc.StatusCode.DEADLINE_EXCEEDED,
+            "precondition": grpc.StatusCode.FAILED_PRECONDITION,
+        }.get(error.kind, grpc.StatusCode.UNAVAILABLE)
         return self._error(code, f"{self._rpc}: {error}")
 
     def messages(self) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ Low-level failures are translated once, here, into ``TransportError`` with a kin
 channel maps to a gRPC status.
 """
 
+import sys
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
 
@@ -27,8 +28,51 @@ READ_SIZE = 256 * 1024
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
+def blocking_mode() -> Optional[str]:
+    """How this runtime can make a blocking HTTP request, or None if it cannot.
+
+    - "sockets": CPython.
+    - "jspi": Pyodide entered asynchronously (runPythonAsync) where JSPI exists; streams.
+    - "worker-streaming": a Web Worker on a cross-origin-isolated page; streams through
+      urllib3's helper worker.
+    - "worker-sync-xhr": a Web Worker otherwise; whole responses.
+    None: the browser's main thread entered synchronously (it would freeze the page, with
+    no timeouts and no streaming), or Node without JSPI.
+    """
+    if sys.platform != "emscripten":
+        return "sockets"
+    import js
+    from pyodide.ffi import can_run_sync
+
+    if can_run_sync():
+        return "jspi"
+    if hasattr(js, "process") and getattr(getattr(js.process, "release", None), "name", None) == "node":
+        return None
+    if hasattr(js, "window") and js.self == js.window:
+        return None
+    return "worker-streaming" if getattr(js, "crossOriginIsolated", False) else "worker-sync-xhr"
+
+
+def no_blocking_mode_message() -> str:
+    import js
+
+    if hasattr(js, "process"):
+        return (
+            "pyspark-web cannot make a blocking HTTP request in Node without JSPI: start Node "
+            "with --experimental-wasm-stack-switching (Node 20; on by default from Node 24) and "
+            "run the code with pyodide.runPythonAsync()."
+        )
+    return (
+        "pyspark-web cannot make a blocking HTTP request here: Python was entered synchronously "
+        "(pyodide.runPython) on the browser's main thread. Run the code with "
+        "pyodide.runPythonAsync() (JSPI, Chromium 137+; notebooks already do), or run Pyodide "
+        "in a Web Worker."
+    )
+
+
 class TransportError(Exception):
-    """The HTTP exchange failed. kind: "unavailable" (retry may help) or "deadline"."""
+    """The HTTP exchange failed. kind: "unavailable" (retry may help), "deadline", or
+    "precondition" (this runtime cannot block on HTTP; retrying cannot help)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -92,6 +136,8 @@ class Transport:
         )
 
     def post(self, url: str, headers: Dict[str, str], body: bytes, timeout: Optional[float]) -> Response:
+        if blocking_mode() is None:
+            raise TransportError("precondition", no_blocking_mode_message())
         try:
             raw = self._pool.request(
                 "POST",

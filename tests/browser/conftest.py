@@ -65,3 +65,15 @@ def web_server_main(request):
 @pytest.fixture(scope="session")
 def web_server_secondary(request):
     yield from _serve_dist(request.config.option.dist_dir)
+
+
+def pytest_collection_modifyitems(config, items):
+    # pytest-pyodide runs workers in browsers only (its worker fixtures skip on Node):
+    # leave those combinations out instead of reporting them as skipped.
+    selected, deselected = [], []
+    for item in items:
+        needs_worker = any(name.endswith("_worker") for name in getattr(item, "fixturenames", ()))
+        (deselected if needs_worker and "[node" in item.nodeid else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
