@@ -213,7 +213,7 @@ step_deps() {
 
 step_dist() {
   local hash
-  hash="$( (cat "$(wheel_path)" "$BUILD"/wheels/*.whl tools/assemble_dist.py package-lock.json) | sha256sum | cut -c1-16)"
+  hash="$( (cat "$(wheel_path)" "$BUILD"/wheels/*.whl tools/assemble_dist.py package-lock.json examples/*) | sha256sum | cut -c1-16)"
   stamp_ok "$DIST/.stamp" "$hash" && [[ -f "$DIST/pyodide-lock.json" ]] && return
   say "dist: Pyodide core + wheels + pyodide-lock.json"
   run py tools/assemble_dist.py node_modules/pyodide "$DIST" "$(wheel_path)" "$BUILD"/wheels/*.whl

@@ -9,6 +9,7 @@ Low-level failures are translated once, here, into ``TransportError`` with a kin
 channel maps to a gRPC status.
 """
 
+import http.client
 import sys
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
@@ -102,14 +103,16 @@ class Response:
                 yield data
         except ReadTimeoutError as error:
             raise TransportError("deadline", f"no data within the read timeout ({error})") from error
-        except (ProtocolError, HTTPError, OSError) as error:
+        except (ProtocolError, HTTPError, OSError, http.client.HTTPException) as error:
+            # http.client.HTTPException: how urllib3's emscripten backend reports a failed
+            # fetch stream (the browser's "network error").
             raise TransportError("unavailable", f"the connection broke mid-response: {error}") from error
 
     def read_prefix(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the body, for error messages."""
         try:
             return self._raw.read(limit) or b""
-        except (HTTPError, OSError):
+        except (HTTPError, OSError, http.client.HTTPException):
             return b""
 
     def close(self, reuse: bool) -> None:
@@ -158,7 +161,7 @@ class Transport:
             raise TransportError("deadline", f"no response within the timeout ({error})") from error
         except SSLError as error:
             raise TransportError("unavailable", f"TLS handshake failed: {error}") from error
-        except (HTTPError, OSError) as error:
+        except (HTTPError, OSError, http.client.HTTPException) as error:
             raise TransportError("unavailable", f"HTTP request failed: {error}") from error
         headers_out = {k.lower(): v for k, v in raw.headers.items()}
         return Response(raw.status, headers_out, raw)

@@ -93,3 +93,34 @@ def case_names():
         for node in ast.parse((DIFFERENTIAL / "cases.py").read_text()).body
         if isinstance(node, ast.FunctionDef) and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
     ]
+
+
+# Headless Chromium as root, offline: every host name but 127.0.0.1 resolves to nothing.
+CHROME_FLAGS = [
+    "--js-flags=--expose-gc",  # pytest-pyodide's default, which set_flags replaces
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # One argv entry, so no shell quoting.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+
+def restart_envoy(down_seconds=0.5):
+    """Kill the stack's Envoy (by its recorded PID) and start it again with ./build.sh up."""
+    import json
+    import os
+    import signal
+    import time
+
+    pid = json.loads((BUILD / "run/envoy.pid").read_text())["pid"]
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(down_seconds)  # clients now see connections refused, and retry
+    subprocess.run([BUILD_SH, "up"], check=True, capture_output=True)

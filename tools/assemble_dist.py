@@ -152,6 +152,11 @@ def assemble(core_dir: Path, dist: Path, wheels: list[Path]) -> None:
     if missing:
         raise SystemExit(f"error: lock entries depend on unknown packages: {', '.join(missing)}")
 
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    if examples.is_dir():
+        # Plain pages that use this index (README: "a plain <script> page").
+        shutil.copytree(examples, dist / "examples")
+
     lock["packages"] = dict(sorted(packages.items()))
     (dist / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
 

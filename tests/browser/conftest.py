@@ -18,23 +18,13 @@ import pytest
 from pytest_pyodide import get_global_config
 from pytest_pyodide.server import DefaultHandler
 
+from helpers import CHROME_FLAGS
+
 HERE = Path(__file__).resolve().parent
 
 os.environ.setdefault("SE_CHROMEDRIVER", "/usr/bin/chromedriver")
 os.environ.setdefault("SE_OFFLINE", "true")
 
-CHROME_FLAGS = [
-    "--js-flags=--expose-gc",  # pytest-pyodide's default, which set_flags replaces
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # One argv entry, so no shell quoting.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 NODE_FLAGS = [f"--require={HERE / 'block_net.cjs'}"]
 
 

@@ -110,3 +110,42 @@ def browser_results(selenium_jspi_module, native_utc):
 @pytest.mark.parametrize("name", CASES)
 def test_differential_in_pyodide(browser_results, native_utc, name):
     assert_same(name, native_utc, browser_results, "pyspark-web in Pyodide")
+
+
+@run_in_pyodide(packages=["pyspark-web"])
+def slow_collect(selenium, url):
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    stub = spark.client._stub
+    calls = {"ReattachExecute": 0}
+    original = stub.ReattachExecute
+
+    def counting(*args, **kwargs):
+        calls["ReattachExecute"] += 1
+        return original(*args, **kwargs)
+
+    stub.ReattachExecute = counting
+    # 96 single-row partitions of 0.25 s each: results trickle out for about 12 s.
+    df = spark.range(0, 96, 1, 96).select(
+        "id", F.expr("java_method('java.lang.Thread', 'sleep', CAST(250 AS BIGINT))").alias("slept"))
+    ids = [r.id for r in df.collect()]
+    spark.stop()
+    return ids, calls["ReattachExecute"]
+
+
+@pytest.mark.driver_timeout(300)
+def test_reattach_after_envoy_restart_mid_stream(selenium_jspi):
+    import threading
+
+    from helpers import restart_envoy
+
+    timer = threading.Timer(7.0, restart_envoy)  # after the session is up and rows flow
+    timer.start()
+    try:
+        ids, reattaches = slow_collect(selenium_jspi, URL)
+    finally:
+        timer.join()
+    assert ids == list(range(96))
+    assert reattaches >= 1, "the stream was not cut: the restart came too late"

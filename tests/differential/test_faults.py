@@ -2,14 +2,12 @@
 Envoy restarted mid-stream, an unreachable endpoint, a failure in the middle of a result."""
 
 import json
-import os
-import signal
 import subprocess
 import time
 
 import pytest
 
-from helpers import BUILD, BUILD_SH, ROOT, ensure_venv
+from helpers import ROOT, ensure_venv, restart_envoy
 
 PINS = ROOT / "tests/requirements-native.txt"
 pytestmark = pytest.mark.usefixtures("stack")
@@ -41,22 +39,12 @@ def web(wheel):
     return ensure_venv("venv-web", [f"{wheel}[pandas]"], PINS, reinstall=[wheel])
 
 
-def envoy_pid():
-    return json.loads((BUILD / "run/envoy.pid").read_text())["pid"]
-
-
 def test_envoy_restart_mid_stream_is_survived_by_reattach(web):
     client = subprocess.Popen([str(web), "-c", SLOW_QUERY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert client.stdout.readline().strip() == "started"
         time.sleep(2.5)  # the stream is open and partitions are arriving
-        pid = envoy_pid()
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)  # the client now sees connections refused, and retries
-        subprocess.run([BUILD_SH, "up"], check=True, capture_output=True)
+        restart_envoy()
         out, err = client.communicate(timeout=120)
     finally:
         if client.poll() is None:
