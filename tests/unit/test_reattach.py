@@ -68,14 +68,22 @@ def test_releases_run_inline_without_threads(pyodide_like):
     stub = RecordingStub(responses(3))
     iterator, ids = consume(stub)
     assert ids == ["r0", "r1", "r2", "done"]
+    # A short result: one inline round trip, the final ReleaseAll, on this thread.
+    assert stub.released == [("release_all", None, threading.get_ident())]
+    assert len(iterator.release_futures) == 0
+
+
+def test_long_results_are_still_released_along_the_way_without_threads(pyodide_like):
+    interval = reattach.INLINE_RELEASE_INTERVAL
+    stub = RecordingStub(responses(2 * interval + 3))
+    _, ids = consume(stub)
+    assert len(ids) == 2 * interval + 4
     me = threading.get_ident()
     assert stub.released == [
-        ("release_until", "r0", me),
-        ("release_until", "r1", me),
-        ("release_until", "r2", me),
+        ("release_until", f"r{interval - 1}", me),
+        ("release_until", f"r{2 * interval - 1}", me),
         ("release_all", None, me),
     ]
-    assert len(iterator.release_futures) == 0
 
 
 def test_releases_use_the_thread_pool_where_threads_work():
