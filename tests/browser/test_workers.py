@@ -102,3 +102,9 @@ def test_plain_page_example(chrome):
     assert title == "done", output
     assert "|  1|     1|" in output and "| 10|   100|" in output
     assert "sum of squares: 385" in output
+
+
+def test_custom_lockfile_page(chrome, pages):
+    _, base = pages
+    chrome.get(f"{base}/pages/lockfile.html")
+    assert wait_for(chrome, "return window.result") == "2"
