@@ -231,6 +231,14 @@ def _deserialize(call: _Call, deserializer: Optional[Callable[[bytes], Any]], pa
         ) from error
 
 
+def _single_response(call: _Call, deserializer: Optional[Callable[[bytes], Any]]) -> Any:
+    """The one message a unary response must carry."""
+    payloads = list(call.messages())
+    if len(payloads) != 1:
+        raise call._error(grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {len(payloads)}")
+    return _deserialize(call, deserializer, payloads[0])
+
+
 def _serializer(serializer: Optional[Callable[[Any], bytes]]) -> Callable[[Any], bytes]:
     return serializer if serializer is not None else (lambda message: message)
 
@@ -242,12 +250,7 @@ class _UnaryUnary:
 
     def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
         call = _Call(self._channel, self._method, grpcweb.encode_message(self._serialize(request)), timeout, metadata)
-        payloads = list(call.messages())
-        if len(payloads) != 1:
-            raise call._error(
-                grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {len(payloads)}"
-            )
-        return _deserialize(call, self._deserializer, payloads[0])
+        return _single_response(call, self._deserializer)
 
 
 class _UnaryStream:
@@ -271,12 +274,7 @@ class _StreamUnary:
     def __call__(self, request_iterator: Iterable[Any], timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
         body = grpcweb.encode_messages(self._serialize(r) for r in request_iterator)
         call = _Call(self._unary._channel, self._unary._method, body, timeout, metadata)
-        payloads = list(call.messages())
-        if len(payloads) != 1:
-            raise call._error(
-                grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {len(payloads)}"
-            )
-        return _deserialize(call, self._unary._deserializer, payloads[0])
+        return _single_response(call, self._unary._deserializer)
 
 
 class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
