@@ -8,6 +8,7 @@ DIST="$ROOT/dist"
 VENV="$BUILD/venv"
 TEST_VENV="$BUILD/venv-test"
 STACK_VENV="$BUILD/venv-stack"
+LITE_VENV="$BUILD/venv-lite"
 
 # Versions are pinned in one place each: the upstream sdist and its sha256 in meta.yaml,
 # Pyodide in package.json / package-lock.json, host tools in tools/requirements.txt and
@@ -22,7 +23,10 @@ usage() {
   cat >&2 <<'EOF'
 usage: ./build.sh [COMMAND]
 
-  build          (default) build the Pyodide package index into dist/
+  demo [--check] build what is missing, start the stack, and print the URL of the demo
+                 notebook (JupyterLite, served at http://127.0.0.1:8000/lite/);
+                 --check also runs the notebook in headless Chromium and fails on any error
+  build          (default) build the Pyodide package index and the site into dist/
   setup          install what the build and the tests need from Debian (as root):
                  chromium, chromium-driver, patch, make; check Node.js and npm
   test [ARGS]    build, then run every test suite (unit, stack, browser); starts the
@@ -40,7 +44,7 @@ usage: ./build.sh [COMMAND]
   help           this text
 
 Steps of `build`, each cached and each runnable alone:
-  tools  npm  source  wheel  deps  dist
+  tools  npm  source  wheel  deps  dist  lite
 EOF
 }
 
@@ -272,6 +276,33 @@ cmd_up() {
   stack up "$@"
 }
 
+step_lite() {
+  local hash stage="$BUILD/lite-src"
+  hash="$( (cat lite/requirements.txt lite/jupyter-lite.json lite/files/* "$DIST/.stamp") | sha256sum | cut -c1-16)"
+  stamp_ok "$DIST/lite/.stamp" "$hash" && return
+  if ! stamp_ok "$LITE_VENV/.stamp" "$(inputs_hash lite/requirements.txt)"; then
+    say "lite: venv with jupyterlite-core and the Pyodide kernel"
+    rm -rf "$LITE_VENV"
+    run "$TEST_PYTHON" -m venv "$LITE_VENV"
+    run "$LITE_VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
+    run "$LITE_VENV/bin/pip" install --quiet -r lite/requirements.txt
+    inputs_hash lite/requirements.txt >"$LITE_VENV/.stamp"
+  fi
+  say "lite: JupyterLite site -> dist/lite (Pyodide and every wheel from dist/)"
+  rm -rf "$stage" "$DIST/lite"
+  mkdir -p "$stage/static/pyodide" "$stage/pypi"
+  cp -R lite/jupyter-lite.json lite/files "$stage/"
+  # The kernel boots the same Pyodide, with the same lockfile and wheels, as dist/.
+  find "$DIST" -maxdepth 1 -type f ! -name .stamp -exec cp {} "$stage/static/pyodide/" \;
+  # %pip install (piplite) finds pyspark-web here too.
+  cp "$DIST"/pyspark_web-*.whl "$stage/pypi/"
+  (cd "$stage" && run "$LITE_VENV/bin/jupyter" lite build --output-dir "$DIST/lite" >"$BUILD/lite.log" 2>&1) ||
+    { tail -n 30 "$BUILD/lite.log" >&2; die "jupyter lite build failed (full log: build/lite.log)"; }
+  grep -q '"pyodideUrl": "./static/pyodide/pyodide.mjs"' "$DIST/lite/jupyter-lite.json" ||
+    die "the built site does not load Pyodide from ./static/pyodide (see build/lite.log)"
+  echo "$hash" >"$DIST/lite/.stamp"
+}
+
 cmd_build() {
   step_tools
   step_npm
@@ -279,6 +310,7 @@ cmd_build() {
   step_wheel
   step_deps
   step_dist
+  step_lite
 }
 
 step_testenv() {
@@ -312,6 +344,24 @@ cmd_test() {
   # Selenium must use Debian's chromedriver and never download one.
   SE_CHROMEDRIVER="${SE_CHROMEDRIVER:-/usr/bin/chromedriver}" SE_OFFLINE=true \
     run "$TEST_VENV/bin/python" -m pytest -ra "$@"
+}
+
+cmd_demo() {
+  local check=0
+  case "${1:-}" in
+    --check) check=1 ;;
+    "") ;;
+    *) usage; die "unknown demo option '$1'" ;;
+  esac
+  [[ $check -eq 1 ]] && cmd_setup
+  cmd_build
+  cmd_up
+  say "demo: open http://127.0.0.1:8000/lite/lab/index.html?path=demo.ipynb (./build.sh down stops everything)"
+  if [[ $check -eq 1 ]]; then
+    step_testenv
+    SE_CHROMEDRIVER="${SE_CHROMEDRIVER:-/usr/bin/chromedriver}" SE_OFFLINE=true \
+      run "$TEST_VENV/bin/python" tools/demo_check.py --screenshot "$BUILD/demo.png"
+  fi
 }
 
 cmd_clean() {
@@ -368,6 +418,7 @@ main() {
     build) cmd_build ;;
     setup) cmd_setup ;;
     up) cmd_up "$@" ;;
+    demo) cmd_demo "$@" ;;
     status | down)
       [[ -x "$VENV/bin/python" && -x "$STACK_VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
       stack "$command" "$@"
