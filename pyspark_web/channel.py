@@ -243,38 +243,36 @@ def _serializer(serializer: Optional[Callable[[Any], bytes]]) -> Callable[[Any],
     return serializer if serializer is not None else (lambda message: message)
 
 
-class _UnaryUnary:
+class _MultiCallable:
+    """One RPC method of the channel: what the stub calls for each request."""
+
     def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
         self._channel, self._method = channel, method
         self._serialize, self._deserializer = _serializer(serializer), deserializer
 
+    def _call(self, body: bytes, timeout: Optional[float], metadata: Any) -> _Call:
+        return _Call(self._channel, self._method, body, timeout, metadata)
+
+
+class _UnaryUnary(_MultiCallable):
     def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
-        call = _Call(self._channel, self._method, grpcweb.encode_message(self._serialize(request)), timeout, metadata)
+        call = self._call(grpcweb.encode_message(self._serialize(request)), timeout, metadata)
         return _single_response(call, self._deserializer)
 
 
-class _UnaryStream:
-    def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
-        self._channel, self._method = channel, method
-        self._serialize, self._deserializer = _serializer(serializer), deserializer
-
+class _UnaryStream(_MultiCallable):
     def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> _ResponseStream:
-        call = _Call(self._channel, self._method, grpcweb.encode_message(self._serialize(request)), timeout, metadata)
+        call = self._call(grpcweb.encode_message(self._serialize(request)), timeout, metadata)
         return _ResponseStream(call, self._deserializer)
 
 
-class _StreamUnary:
+class _StreamUnary(_MultiCallable):
     """Client streaming (AddArtifacts): grpc-web has no request streaming over HTTP/1.1,
     so the request messages travel as consecutive frames of one body."""
 
-    def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
-        self._unary = _UnaryUnary(channel, method, None, deserializer)
-        self._serialize = _serializer(serializer)
-
     def __call__(self, request_iterator: Iterable[Any], timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
-        body = grpcweb.encode_messages(self._serialize(r) for r in request_iterator)
-        call = _Call(self._unary._channel, self._unary._method, body, timeout, metadata)
-        return _single_response(call, self._unary._deserializer)
+        call = self._call(grpcweb.encode_messages(self._serialize(r) for r in request_iterator), timeout, metadata)
+        return _single_response(call, self._deserializer)
 
 
 class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
