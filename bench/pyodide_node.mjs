@@ -10,4 +10,5 @@ const pyodide = await loadPyodide({ indexURL: join(root, "dist") + "/" });
 await pyodide.loadPackage("pyspark-web");
 pyodide.setStdout({ batched: (line) => console.log(line) });
 pyodide.globals.set("__name__", "__main__");
-await pyodide.runPythonAsync(readFileSync(process.argv[2], "utf8"));
+// A filename keeps the source in linecache: Python functions (UDFs) travel as source.
+await pyodide.runPythonAsync(readFileSync(process.argv[2], "utf8"), { filename: process.argv[2] });

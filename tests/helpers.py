@@ -22,19 +22,21 @@ def run_python(python, code, check=True):
     return result
 
 
-def ensure_venv(name, requirements, constraints, reinstall=()):
-    """build/<name>: a virtualenv (the machine's python3) with ``requirements`` installed
-    under ``constraints``; rebuilt when they change. ``reinstall`` (wheels) is installed
-    again on every call, so the venv always has the freshly built one."""
+def ensure_venv(name, requirements, constraints, reinstall=(), base_python=None):
+    """build/<name>: a virtualenv (of ``base_python``, else the Python running the tests)
+    with ``requirements`` installed under ``constraints``; rebuilt when they change.
+    ``reinstall`` (wheels) is installed again on every call, so the venv always has the
+    freshly built one."""
     import sys
 
+    base_python = str(base_python or sys.executable)
     venv = BUILD / name
     python = venv / "bin/python"
-    wanted = "\n".join([*map(str, requirements), Path(constraints).read_text()])
+    wanted = "\n".join([base_python, *map(str, requirements), Path(constraints).read_text()])
     stamp = venv / ".stamp"
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     if not stamp.is_file() or stamp.read_text() != wanted:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([base_python, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(pip + [*map(str, requirements), "-c", str(constraints)], check=True)
         stamp.write_text(wanted)
     if reinstall:
@@ -54,19 +56,35 @@ def native_venv(wheel):
 
 
 DIFFERENTIAL = ROOT / "tests/differential"
+UDF_CASES = DIFFERENTIAL / "udf_cases.py"
 
 
-def run_differential(python, url, output, tz):
-    """Run tests/differential/runner.py in another venv; its JSON results."""
+def pyenv_python(version):
+    """The pyenv CPython of a minor version (e.g. "3.13"), or None."""
+    found = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    return found[-1] if found else None
+
+
+def run_differential(python, url, output, tz, cases_file=None):
+    """Run tests/differential/runner.py (on cases.py, or on ``cases_file``) in another venv;
+    its JSON results."""
     import json
     import os
 
     env = dict(os.environ, TZ=tz)
-    result = subprocess.run([str(python), str(DIFFERENTIAL / "runner.py"), url, str(output)],
+    extra = [str(cases_file)] if cases_file else []
+    result = subprocess.run([str(python), str(DIFFERENTIAL / "runner.py"), url, str(output), *extra],
                             capture_output=True, text=True, timeout=900, env=env)
     if result.returncode != 0:
         raise AssertionError(f"runner failed on {url}:\n{result.stderr[-4000:]}")
     return json.loads(Path(output).read_text())
+
+
+def stock_results(output, tz, cases_file=None):
+    """The reference: the stock native client (pyspark-client with grpcio, pyarrow and pandas
+    in build/venv-stock) over native gRPC to the same server."""
+    stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], ROOT / "tests/requirements-native.txt")
+    return run_differential(stock, "sc://127.0.0.1:15002", output, tz, cases_file)
 
 
 def assert_same(name, native, other, label):
@@ -84,13 +102,13 @@ def assert_same(name, native, other, label):
         pytest.fail(f"{name}: {label} differs from the native client\n{diff}", pytrace=False)
 
 
-def case_names():
-    """The differential cases, in order, read from cases.py without importing it."""
+def case_names(cases_file="cases.py"):
+    """The differential cases, in order, read from a cases file without importing it."""
     import ast
 
     return [
         node.name
-        for node in ast.parse((DIFFERENTIAL / "cases.py").read_text()).body
+        for node in ast.parse((DIFFERENTIAL / cases_file).read_text()).body
         if isinstance(node, ast.FunctionDef) and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
     ]
 
@@ -108,6 +126,15 @@ CHROME_FLAGS = [
     # One argv entry, so no shell quoting.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
+
+
+def restart_stack():
+    """./build.sh down, then up with the same workers' Python, as a person would."""
+    import json
+
+    version = json.loads((BUILD / "run/python.json").read_text())["version"]
+    subprocess.run([BUILD_SH, "down"], check=True, capture_output=True)
+    subprocess.run([BUILD_SH, "up", "--python", version], check=True, capture_output=True)
 
 
 def restart_envoy(down_seconds=0.5):

@@ -1,19 +1,24 @@
 """Bring the server side up and down: Spark Connect behind Envoy, on 127.0.0.1.
 
-    python tools/stack.py up [--upstream HOST:PORT] [SPARK-SUBMIT OPTIONS ...]
+    python tools/stack.py python [--python X.Y]
+    python tools/stack.py up --spark-home DIR --envoy FILE --workers-python FILE
+                             [--upstream HOST:PORT] [SPARK-SUBMIT OPTIONS ...]
     python tools/stack.py status
     python tools/stack.py down
 
-``./build.sh up|status|down`` call this with the paths of its virtualenvs. Every process
-is started in a session of its own and recorded in ``build/run/<part>.pid``; ``down``
-stops exactly those process groups, after checking that each PID still runs the command
-that was started. Logs, the rendered Envoy config, the Spark warehouse and the metastore
-all live under ``build/run/``.
+``./build.sh up|status|down`` call this with the paths of its virtualenvs; ``python``
+tells build.sh which interpreter to make the stack's venv from (``up --python X.Y``).
+Every process is started in a session of its own and recorded in
+``build/run/<part>.pid``; ``down`` stops exactly those process groups, after checking that
+each PID still runs the command that was started. Logs, the rendered Envoy config, the
+Spark warehouse and the Hive (Derby) metastore all live under ``build/run/``.
 """
 
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +41,7 @@ ADMIN_PORT = 9901
 SPARK_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 SPARK_READY_TIMEOUT = 180  # seconds; the JVM and the Connect plugin take ~12 s here
 ENVOY_READY_TIMEOUT = 30
+MIN_PYTHON = (3, 11)  # pyspark 4.3.0's Requires-Python
 
 
 class StackError(Exception):
@@ -48,6 +54,7 @@ class Paths:
     spark_home: Path
     envoy: Path
     envoy_config: Path
+    python: Path | None = None  # what Spark's Python workers run: the stack venv's python
 
     def pid_file(self, part: str) -> Path:
         return self.run / f"{part}.pid"
@@ -218,6 +225,73 @@ def wait_for(what: str, check, timeout: float, pid_alive, log: Path) -> float:
     raise StackError(f"{what} was not ready after {timeout:.0f} s; see {log}:\n{tail(log)}")
 
 
+# ---------------------------------------------------------------- the workers' Python
+
+
+def version_of(interpreter: str) -> tuple[str, str] | None:
+    """(X.Y, sys.executable) of an interpreter, or None when it does not run."""
+    try:
+        out = subprocess.run(
+            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"],
+            capture_output=True, text=True, timeout=30,
+        ).stdout.split(maxsplit=1)
+    except OSError:
+        return None
+    return (out[0], out[1].strip()) if len(out) == 2 else None
+
+
+def find_pythons(pyenv: Path = Path.home() / ".pyenv/versions") -> tuple[str | None, dict[str, str]]:
+    """The default version and every usable X.Y -> interpreter: the machine's python3
+    (TEST_PYTHON when build.sh was given one) first, then pyenv's pythonX.Y."""
+    default_python = os.environ.get("TEST_PYTHON") or "python3"
+    default = version_of(shutil.which(default_python) or default_python)
+    found = {default[0]: default[1]} if default else {}
+    for candidate in sorted(pyenv.glob("*/bin/python*")):
+        match = re.fullmatch(r"python(\d+\.\d+)", candidate.name)
+        if match and match[1] not in found and os.access(candidate, os.X_OK):
+            found[match[1]] = str(candidate)
+    return (default[0] if default else None), found
+
+
+def usable(version: str) -> bool:
+    return tuple(int(part) for part in version.split(".")) >= MIN_PYTHON
+
+
+def choose_python(wanted: str | None, default: str | None, found: dict[str, str],
+                  running: dict | None = None) -> tuple[str, str]:
+    """(X.Y, interpreter) for the stack's venv: the one asked for, else the running
+    stack's (so a bare `up` leaves it be), else the default. A stack that runs with
+    another Python must be stopped first: Spark cannot change its workers' Python."""
+    version = wanted or (running and running["version"]) or default
+    listing = ", ".join(
+        f"{v}{' (default)' if v == default else ''} {path}"
+        for v, path in sorted(found.items(), key=lambda item: tuple(map(int, item[0].split("."))))
+        if usable(v)
+    ) or "none"
+    need = ".".join(map(str, MIN_PYTHON))
+    if version is None or not re.fullmatch(r"\d+\.\d+", version):
+        raise StackError(f"--python takes a version X.Y, e.g. --python 3.13; Pythons found: {listing}")
+    if not usable(version):
+        raise StackError(f"pyspark 4.3 needs Python {need} or newer, not {version}; Pythons found: {listing}")
+    if version not in found:
+        raise StackError(f"no Python {version} on this machine; Pythons found: {listing}")
+    if running and version != running["version"]:
+        raise StackError(
+            f"the stack is up with Python {running['version']}; run ./build.sh down first, "
+            f"then ./build.sh up --python {version}"
+        )
+    return version, found[version]
+
+
+def running_python(paths: Paths) -> dict | None:
+    """What `up` recorded about the workers' Python, while the local Spark runs."""
+    try:
+        record = json.loads((paths.run / "python.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return record if read_pid(paths, "spark") else None
+
+
 # ---------------------------------------------------------------- the parts
 
 
@@ -256,7 +330,8 @@ def render_envoy_config(paths: Paths, upstream: tuple[str, int]) -> Path:
 
 def spark_command(paths: Paths, spark_args: list[str]) -> list[str]:
     """spark-submit for the Connect server: local[2] unless --master is given, loopback
-    only, no UI, state under the run directory; spark_args come last and so win."""
+    only, no UI, state under the run directory, Python workers on the stack venv's
+    python; spark_args come last and so win."""
     submit = paths.spark_home / "bin/spark-submit"
     command = [str(submit), "--class", SPARK_CLASS, "--name", "pyspark-web Spark Connect"]
     if "--master" not in spark_args:
@@ -269,10 +344,44 @@ def spark_command(paths: Paths, spark_args: list[str]) -> list[str]:
         ("spark.driver.bindAddress", HOST),
         ("spark.sql.warehouse.dir", str(paths.run / "warehouse")),
         ("spark.local.dir", str(paths.run / "tmp")),
-        ("spark.driver.extraJavaOptions", f"-Dderby.system.home={paths.run / 'metastore'}"),
+        # A Hive catalog in an embedded Derby database, run/metastore_db, so tables outlive
+        # a restart (the in-memory catalog forgot them while their directories stayed, and
+        # the next saveAsTable failed with LOCATION_ALREADY_EXISTS). The name is relative
+        # to derby.system.home: Derby 10.16 creates a database given by absolute path but
+        # fails to boot it again (NullPointerException in RawStore.setupEncryptionEngines).
+        ("spark.sql.catalogImplementation", "hive"),
+        ("spark.hadoop.javax.jdo.option.ConnectionURL", "jdbc:derby:;databaseName=metastore_db;create=true"),
+        ("spark.driver.extraJavaOptions", f"-Dderby.system.home={paths.run}"),
+        # Executors (a cluster's too) start workers with this python; the Connect server
+        # itself reads PYSPARK_PYTHON from its environment (spark_env).
+        ("spark.pyspark.python", str(paths.python)),
+        ("spark.pyspark.driver.python", str(paths.python)),
+        ("spark.executorEnv.PYSPARK_PYTHON", str(paths.python)),
     ):
         command += ["--conf", f"{key}={value}"]
     return command + spark_args
+
+
+def spark_env(paths: Paths) -> dict[str, str]:
+    # Spark Connect gives each Python UDF the server's PYSPARK_PYTHON; unset, the workers
+    # ran the bare machine python3, without pyarrow, and every Arrow UDF failed.
+    return dict(
+        os.environ,
+        SPARK_HOME=str(paths.spark_home),
+        SPARK_LOCAL_IP=HOST,
+        PYSPARK_PYTHON=str(paths.python),
+        PYSPARK_DRIVER_PYTHON=str(paths.python),
+    )
+
+
+def set_aside_orphaned_warehouse(paths: Paths) -> None:
+    """A warehouse without a metastore was written by the in-memory catalog of earlier
+    stacks: no catalog knows its tables, and their directories would block saveAsTable."""
+    warehouse = paths.run / "warehouse"
+    if not (paths.run / "metastore_db").exists() and warehouse.is_dir() and any(warehouse.iterdir()):
+        aside = paths.run / f"warehouse.orphaned-{time.strftime('%Y%m%d-%H%M%S')}"
+        warehouse.rename(aside)
+        print(f"==> spark: {warehouse} had no metastore; moved it to {aside}", file=sys.stderr)
 
 
 def start_spark(paths: Paths, spark_args: list[str]) -> float:
@@ -282,8 +391,8 @@ def start_spark(paths: Paths, spark_args: list[str]) -> float:
     command = spark_command(paths, spark_args)
     if not Path(command[0]).is_file():
         raise StackError(f"{command[0]} is missing; run ./build.sh up (it installs pyspark==4.3.0)")
-    env = dict(os.environ, SPARK_HOME=str(paths.spark_home), SPARK_LOCAL_IP=HOST)
-    pid = start(paths, "spark", command, SPARK_CLASS, env)
+    set_aside_orphaned_warehouse(paths)
+    pid = start(paths, "spark", command, SPARK_CLASS, spark_env(paths))
     return wait_for(
         "Spark Connect",
         lambda: port_open(HOST, SPARK_PORT),
@@ -350,6 +459,13 @@ def endpoints(upstream: tuple[str, int] | None) -> str:
 # ---------------------------------------------------------------- commands
 
 
+def cmd_python(paths: Paths, wanted: str | None) -> int:
+    """Print "X.Y INTERPRETER": what build.sh makes build/venv-stack-X.Y from."""
+    version, interpreter = choose_python(wanted, *find_pythons(), running_python(paths))
+    print(version, interpreter)
+    return 0
+
+
 def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int:
     paths.run.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
@@ -360,12 +476,24 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
         raise StackError(
             "the stack is already up with another upstream; run ./build.sh down first"
         )
+    running = running_python(paths)
+    if running and running["python"] != str(paths.python):
+        raise StackError(
+            f"the stack is up with the workers' Python {running['python']}; run ./build.sh down first"
+        )
     (paths.run / "upstream.json").write_text(json.dumps(upstream))
 
     if upstream is None:
         if spark_pid is None:
             check_ports_free([SPARK_PORT])
-            print(f"==> spark: starting Spark Connect on {HOST}:{SPARK_PORT}", file=sys.stderr)
+            version = version_of(str(paths.python))
+            if version is None:
+                raise StackError(f"{paths.python} does not run; run ./build.sh up to make the stack venv")
+            (paths.run / "python.json").write_text(
+                json.dumps({"version": version[0], "python": str(paths.python)})
+            )
+            print(f"==> spark: starting Spark Connect on {HOST}:{SPARK_PORT} "
+                  f"(Python workers: {version[0]}, {paths.python})", file=sys.stderr)
             seconds = start_spark(paths, spark_args)
             print(f"==> spark: listening after {seconds:.1f} s", file=sys.stderr)
         elif spark_args:
@@ -409,6 +537,14 @@ def cmd_status(paths: Paths) -> int:
         healthy &= bool(pid) and listening
         state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
         rows.append(f"  spark   {state}; {HOST}:{SPARK_PORT} {'listening' if listening else 'closed'}")
+        workers = running_python(paths)
+        if workers:
+            # Ask the interpreter itself: the version it reports is what UDFs must match.
+            full = subprocess.run(
+                [workers["python"], "-c", "import platform; print(platform.python_version())"],
+                capture_output=True, text=True,
+            ).stdout.strip() or "DOES NOT RUN"
+            rows.append(f"  python  workers run Python {full}: {workers['python']}")
     else:
         reachable = port_open(*upstream, timeout=2)
         healthy &= reachable
@@ -436,15 +572,18 @@ def cmd_down(paths: Paths) -> int:
         stopped = stop(paths, part)
         print(f"==> {part}: {'stopped' if stopped else 'not running'}", file=sys.stderr)
     (paths.run / "upstream.json").unlink(missing_ok=True)
+    (paths.run / "python.json").unlink(missing_ok=True)
     return 0
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["python", "up", "down", "status"])
     parser.add_argument("--run-dir", type=Path, default=ROOT / "build/run")
-    parser.add_argument("--spark-home", type=Path, required=True)
-    parser.add_argument("--envoy", type=Path, required=True)
+    parser.add_argument("--python", help="X.Y: the Python to make the stack's venv from (python)")
+    parser.add_argument("--spark-home", type=Path, help="pyspark in the stack venv (up)")
+    parser.add_argument("--envoy", type=Path, help="envoy in the stack venv (up)")
+    parser.add_argument("--workers-python", type=Path, help="the stack venv's python (up)")
     parser.add_argument("--envoy-config", type=Path, default=ROOT / "deploy/envoy.dev.yaml")
     parser.add_argument(
         "--upstream",
@@ -452,9 +591,15 @@ def main(argv: list[str]) -> int:
         help="HOST:PORT of an existing Spark Connect server; no local Spark is started",
     )
     args, spark_args = parser.parse_known_args(argv)
-    # Absolute: the processes run with the run directory as their working directory.
-    paths = Paths(*(p.resolve() for p in (args.run_dir, args.spark_home, args.envoy, args.envoy_config)))
+    if args.command == "up" and not (args.spark_home and args.envoy and args.workers_python):
+        parser.error("up needs --spark-home, --envoy and --workers-python")
+    # Absolute: the processes run with the run directory as their working directory. The
+    # workers' python is not resolved: a venv's bin/python is a link to its base Python.
+    paths = Paths(*(p and p.resolve() for p in (args.run_dir, args.spark_home, args.envoy, args.envoy_config)),
+                  args.workers_python and args.workers_python.absolute())
     try:
+        if args.command == "python":
+            return cmd_python(paths, args.python)
         if args.command == "up":
             return cmd_up(paths, args.upstream, spark_args)
         if spark_args:

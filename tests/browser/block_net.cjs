@@ -4,7 +4,11 @@
 const net = require("net");
 const ALLOWED = new Set(["127.0.0.1"]);
 
+// What was refused, for tests to inspect: process is shared with pytest-pyodide's context.
+process.blockedRequests = [];
+
 function blocked(what) {
+  process.blockedRequests.push(what);
   const err = new Error(`[block_net] network access blocked: ${what}`);
   err.code = "EBLOCKED";
   process.stderr.write(err.message + "\n");

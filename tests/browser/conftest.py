@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from pytest_pyodide import get_global_config
+from pytest_pyodide.fixture import selenium_jspi_inner
 from pytest_pyodide.server import DefaultHandler
 
 from helpers import CHROME_FLAGS
@@ -55,6 +56,12 @@ def web_server_main(request):
 @pytest.fixture(scope="session")
 def web_server_secondary(request):
     yield from _serve_dist(request.config.option.dist_dir)
+
+
+@pytest.fixture(scope="module")
+def selenium_jspi_module(request, runtime, web_server_main, playwright_browsers):
+    """One JSPI-enabled runtime for a whole module (pytest-pyodide's is per test)."""
+    yield from selenium_jspi_inner(request, runtime, web_server_main, playwright_browsers)
 
 
 def pytest_collection_modifyitems(config, items):

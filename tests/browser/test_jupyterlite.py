@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import BUILD, DIST, ROOT
+from helpers import BUILD, DIST, ROOT, restart_stack
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -36,15 +36,20 @@ def test_site_is_served_without_isolation_and_uses_our_pyodide():
     assert get("/pyodide.mjs")[1]["cross-origin-embedder-policy"] == "require-corp"
 
 
-def test_demo_notebook_runs_in_the_jupyterlite_ui():
-    screenshot, report_file = BUILD / "demo.png", BUILD / "demo-check.json"
+def run_demo(screenshot, report_file):
+    """tools/demo_check.py: every cell of the demo notebook in the JupyterLab UI; its report."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools/demo_check.py"), "--screenshot", str(screenshot), "--json", str(report_file)],
         capture_output=True, text=True, timeout=900,
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    report = json.loads(report_file.read_text())
+    return json.loads(report_file.read_text())
+
+
+def test_demo_notebook_runs_in_the_jupyterlite_ui():
+    screenshot, report_file = BUILD / "demo.png", BUILD / "demo-check.json"
+    report = run_demo(screenshot, report_file)
     texts = [cell["text"] for cell in report["cells"]]
     joined = "\n".join(texts)
     assert report["foreign_requests"] == []
@@ -55,5 +60,20 @@ def test_demo_notebook_runs_in_the_jupyterlite_ui():
     assert "| name|orders|revenue|rank|" in joined
     assert "error class: TABLE_OR_VIEW_NOT_FOUND" in joined and "SQL state:   42P01" in joined
     assert "progress:" in joined and "rows: 16" in joined
+    # Python functions from the browser (Python 3.14) ran on 3.11 workers.
+    assert "Spark's workers run Python 3.11" in joined
+    assert all(band in joined for band in ("small", "medium", "large"))
+    assert "|browser|     7|" in joined
+    assert "PYTHON_VERSION_MISMATCH" not in joined
     assert "demo_revenue" in joined
     assert screenshot.stat().st_size > 10_000
+
+
+def test_demo_notebook_runs_again_after_a_restart(tmp_path):
+    # The notebook writes the table demo_revenue (mode overwrite); the catalog keeps it
+    # across down/up, and the second run overwrites it.
+    run_demo(tmp_path / "first.png", tmp_path / "first.json")
+    restart_stack()
+    report = run_demo(tmp_path / "second.png", tmp_path / "second.json")
+    joined = "\n".join(cell["text"] for cell in report["cells"])
+    assert "demo_revenue" in joined and "LOCATION_ALREADY_EXISTS" not in joined

@@ -8,10 +8,9 @@ native client on CPython against the same server.
 
 import pytest
 from pytest_pyodide import run_in_pyodide
-from pytest_pyodide.fixture import selenium_jspi_inner
-from pytest_pyodide.utils import set_webdriver_script_timeout
 
-from helpers import DIFFERENTIAL, ROOT, assert_same, case_names, ensure_venv, run_differential
+from helpers import assert_same, case_names, stock_results
+from in_pyodide import run_cases_in_pyodide
 
 pytestmark = pytest.mark.usefixtures("stack")
 URL = "http://127.0.0.1:8081"
@@ -68,43 +67,14 @@ def test_collect_one_million_rows(selenium_jspi):
     print(f"range({n}).collect() in {selenium_jspi.browser}: {seconds:.1f} s")
 
 
-@run_in_pyodide(packages=["pyspark-web"])
-def run_suite(selenium, url, files):
-    import json
-    import os
-    import sys
-    import time
-
-    # The same local time zone as the native reference (UTC), or timestamps differ.
-    assert time.timezone == 0 and not time.daylight, f"Pyodide's local zone is {time.tzname}"
-    os.makedirs("/tmp/differential", exist_ok=True)
-    for name, text in files.items():
-        with open(f"/tmp/differential/{name}", "w") as f:
-            f.write(text)
-    sys.path.insert(0, "/tmp/differential")
-    import runner
-
-    runner.main(url, "/tmp/differential/out.json")
-    return json.loads(open("/tmp/differential/out.json").read())
-
-
 @pytest.fixture(scope="module")
 def native_utc(wheel, tmp_path_factory):
-    stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], ROOT / "tests/requirements-native.txt")
-    return run_differential(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native-utc") / "out.json", "UTC")
-
-
-@pytest.fixture(scope="module")
-def selenium_jspi_module(request, runtime, web_server_main, playwright_browsers):
-    """One JSPI-enabled runtime for the whole suite (pytest-pyodide's is per test)."""
-    yield from selenium_jspi_inner(request, runtime, web_server_main, playwright_browsers)
+    return stock_results(tmp_path_factory.mktemp("native-utc") / "out.json", "UTC")
 
 
 @pytest.fixture(scope="module")
 def browser_results(selenium_jspi_module, native_utc):
-    files = {name: (DIFFERENTIAL / name).read_text() for name in ("cases.py", "runner.py")}
-    with set_webdriver_script_timeout(selenium_jspi_module, script_timeout=900):
-        return run_suite(selenium_jspi_module, URL, files)
+    return run_cases_in_pyodide(selenium_jspi_module, URL)
 
 
 @pytest.mark.parametrize("name", CASES)

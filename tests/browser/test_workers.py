@@ -102,6 +102,8 @@ def test_plain_page_example(chrome):
     assert title == "done", output
     assert "|  1|     1|" in output and "| 10|   100|" in output
     assert "sum of squares: 385" in output
+    # A UDF from the page (Python 3.14) on the 3.11 workers.
+    assert "by parity: [Row(p='even', count=5), Row(p='odd', count=5)]" in output
 
 
 def test_custom_lockfile_page(chrome, pages):

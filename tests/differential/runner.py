@@ -1,6 +1,9 @@
-"""Run every case of cases.py against one Spark Connect URL and write the results as JSON.
+"""Run every case of cases.py (or of another cases file) against one Spark Connect URL and
+write the results as JSON.
 
-    python runner.py URL OUTPUT.json
+    python runner.py URL OUTPUT.json [CASES_FILE]
+
+A cases file other than cases.py runs as ``__main__``, as a script or notebook would.
 
 Runs inside the virtualenv under test (the stock native client, or pyspark-web), so it
 imports nothing but PySpark and the standard library.
@@ -17,7 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pyspark.sql import DataFrame, Row, SparkSession  # noqa: E402
 
-from cases import CASES  # noqa: E402
+
+
+def load_cases(path=None):
+    if path is None:
+        from cases import CASES
+
+        return CASES
+    namespace = {"__name__": "__main__", "__file__": str(path)}
+    exec(compile(Path(path).read_text(), str(path), "exec"), namespace)
+    return namespace["CASES"]
 
 # Expression and plan ids grow with everything the server has run.
 _VOLATILE = [(re.compile(r"#\d+L?"), "#N"), (re.compile(r"plan_id=\d+"), "plan_id=N")]
@@ -80,10 +92,11 @@ def run_case(spark, case):
     return result
 
 
-def main(url, output):
+def main(url, output, cases_file=None):
     spark = SparkSession.builder.remote(url).getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    results = {case.__name__: run_case(spark, case) for case in CASES}
+    cases = load_cases(cases_file)  # after the session: a module may define UDFs
+    results = {case.__name__: run_case(spark, case) for case in cases}
     spark.stop()
     Path(output).write_text(json.dumps(results, indent=1, sort_keys=True))
 

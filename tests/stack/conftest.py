@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,7 +21,18 @@ from cryptography.x509.oid import NameOID
 
 from helpers import BUILD, BUILD_SH, DIST, ROOT
 
-ENVOY = BUILD / "venv-stack/bin/envoy"
+
+
+def stack_venv() -> Path:
+    """build/venv-stack-X.Y of the running stack (its Spark, Envoy and workers' Python);
+    the machine's python3 (which runs the tests) picks X.Y when none runs."""
+    try:
+        return Path(json.loads((BUILD / "run/python.json").read_text())["python"]).parent.parent
+    except FileNotFoundError:
+        return BUILD / "venv-stack-{}.{}".format(*sys.version_info[:2])
+
+
+ENVOY = stack_venv() / "bin/envoy"  # the same Envoy in every stack venv
 PROD_PORTS = {"grpc_web": 18443, "static": 18444, "admin": 19901}
 ISSUER = "https://login.example.com/"
 AUDIENCE = "spark-connect"
@@ -30,7 +42,7 @@ ALLOWED_ORIGIN = "https://notebooks.example.com"
 def server_version_pinned():
     """The Spark version the stack installs (deploy/requirements.txt), to compare with."""
     for line in (ROOT / "deploy/requirements.txt").read_text().splitlines():
-        if line.startswith("pyspark=="):
+        if line.startswith(("pyspark==", "pyspark[")):
             return line.split("==")[1]
     raise AssertionError("deploy/requirements.txt pins no pyspark")
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import stack_venv
 from helpers import BUILD, BUILD_SH, ROOT
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -22,6 +23,9 @@ def test_status_reports_every_part():
     assert any(line.strip().startswith("spark") and "running" in line and "15002 listening" in line for line in lines)
     assert any(line.strip().startswith("envoy") and "running" in line and "admin ready" in line for line in lines)
     assert any("grpc-web -> Spark: answers" in line for line in lines)
+    # The workers' Python, as the interpreter itself reports it, and where it lives.
+    [python] = [line for line in lines if line.strip().startswith("python")]
+    assert "workers run Python 3." in python and str(stack_venv() / "bin/python") in python
 
 
 def test_up_twice_is_harmless():
@@ -34,13 +38,15 @@ def test_up_twice_is_harmless():
 
 def test_taken_port_gets_a_clear_message(tmp_path):
     # A second stack (its own run directory) finds the first one's ports taken.
+    venv = stack_venv()
     site = subprocess.run(
-        [str(BUILD / "venv-stack/bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        [str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     result = subprocess.run(
         [str(BUILD / "venv/bin/python"), str(ROOT / "tools/stack.py"), "up", "--run-dir", str(tmp_path),
-         "--spark-home", f"{site}/pyspark", "--envoy", str(BUILD / "venv-stack/bin/envoy")],
+         "--spark-home", f"{site}/pyspark", "--envoy", str(venv / "bin/envoy"),
+         "--workers-python", str(venv / "bin/python")],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 1

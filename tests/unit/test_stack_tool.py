@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 
 import pytest
 import yaml
@@ -15,7 +16,8 @@ spec.loader.exec_module(stack)
 
 @pytest.fixture
 def paths(tmp_path):
-    return stack.Paths(tmp_path, tmp_path / "spark", tmp_path / "envoy", ROOT / "deploy/envoy.dev.yaml")
+    return stack.Paths(tmp_path, tmp_path / "spark", tmp_path / "envoy", ROOT / "deploy/envoy.dev.yaml",
+                       tmp_path / "venv-stack-3.13/bin/python")
 
 
 def confs(command):
@@ -60,3 +62,76 @@ def test_bad_upstream_is_refused_with_an_example(value):
 
 def test_upstream_parses():
     assert stack.parse_upstream("spark.internal:15002") == ("spark.internal", 15002)
+
+
+def test_workers_run_the_stack_venvs_python(paths):
+    python = str(paths.python)
+    conf = confs(stack.spark_command(paths, []))
+    assert conf["spark.pyspark.python"] == python
+    assert conf["spark.executorEnv.PYSPARK_PYTHON"] == python
+    # Spark Connect takes a UDF's python from the server's environment.
+    env = stack.spark_env(paths)
+    assert env["PYSPARK_PYTHON"] == env["PYSPARK_DRIVER_PYTHON"] == python
+
+
+def test_catalog_is_hive_in_derby_under_the_run_directory(paths):
+    conf = confs(stack.spark_command(paths, []))
+    assert conf["spark.sql.catalogImplementation"] == "hive"
+    assert conf["spark.sql.warehouse.dir"] == str(paths.run / "warehouse")
+    # Relative to derby.system.home: an absolute databaseName does not boot a second time.
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:derby:;databaseName=metastore_db;create=true"
+    assert f"-Dderby.system.home={paths.run}" in conf["spark.driver.extraJavaOptions"].split()
+
+
+def test_warehouse_without_metastore_is_set_aside(paths):
+    (paths.run / "warehouse/demo_revenue").mkdir(parents=True)
+    stack.set_aside_orphaned_warehouse(paths)
+    assert not (paths.run / "warehouse").exists()
+    [aside] = paths.run.glob("warehouse.orphaned-*")
+    assert (aside / "demo_revenue").is_dir()
+    # With a metastore, the warehouse is the catalog's and stays.
+    (paths.run / "warehouse/t").mkdir(parents=True)
+    (paths.run / "metastore_db").mkdir()
+    stack.set_aside_orphaned_warehouse(paths)
+    assert (paths.run / "warehouse/t").is_dir()
+
+
+FOUND = {"3.11": "/usr/bin/python3", "3.10": "/p/3.10/bin/python3.10", "3.13": "/p/3.13/bin/python3.13"}
+
+
+def test_python_defaults_to_python3_and_takes_a_version():
+    assert stack.choose_python(None, "3.11", FOUND) == ("3.11", "/usr/bin/python3")
+    assert stack.choose_python("3.13", "3.11", FOUND) == ("3.13", "/p/3.13/bin/python3.13")
+
+
+@pytest.mark.parametrize("wanted, message", [
+    ("3.12", "no Python 3.12 on this machine"),
+    ("3.10", "pyspark 4.3 needs Python 3.11 or newer, not 3.10"),
+    ("python3.13", "--python takes a version X.Y"),
+])
+def test_unknown_python_lists_those_found(wanted, message):
+    with pytest.raises(stack.StackError, match=message) as error:
+        stack.choose_python(wanted, "3.11", FOUND)
+    assert "Pythons found: 3.11 (default) /usr/bin/python3, 3.13 /p/3.13/bin/python3.13" in str(error.value)
+
+
+def test_running_stack_keeps_its_python_and_refuses_another():
+    running = {"version": "3.13", "python": "/build/venv-stack-3.13/bin/python"}
+    # A bare `up` (CI, the tests' restarts) leaves the running stack's Python be.
+    assert stack.choose_python(None, "3.11", FOUND, running)[0] == "3.13"
+    assert stack.choose_python("3.13", "3.11", FOUND, running)[0] == "3.13"
+    with pytest.raises(stack.StackError, match=r"up with Python 3.13; run ./build.sh down first"):
+        stack.choose_python("3.11", "3.11", FOUND, running)
+
+
+def test_find_pythons_reads_pyenv(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_PYTHON", sys.executable)
+    for name in ("3.13.0/bin/python3.13", "3.13.0/bin/python3.13-config", "3.12.1/bin/python3.12"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+        (tmp_path / name).chmod(0o755)
+    default, found = stack.find_pythons(tmp_path)
+    here = "{}.{}".format(*sys.version_info[:2])
+    assert default == here and found[here] == sys.executable  # python3 wins for its version
+    assert found["3.12"] == str(tmp_path / "3.12.1/bin/python3.12")
+    assert all(not path.endswith("-config") for path in found.values())
