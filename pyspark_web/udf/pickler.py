@@ -191,16 +191,24 @@ def dumps(obj: Any, worker: str) -> bytes:
             f"Python {worker} workers; simplify what it captures"
         ) from None
     except (pickle.PicklingError, TypeError, AttributeError) as error:
+        func = obj[0] if isinstance(obj, tuple) and obj else obj
+        if callable(func) and not isinstance(func, (types.FunctionType, type)):
+            raise FunctionNotPortable(
+                f"The function {getattr(func, '__qualname__', repr(func))!r} is not Python code "
+                f"(a built-in or C function), so it has no source to send to the Spark workers "
+                f"(Python {worker}), and pickle cannot refer to it by name: {error}. Use a "
+                "function written in Python (def or lambda), or one of a module that the "
+                "workers have too."
+            ) from None
         raise FunctionNotPortable(
-            f"{_what(obj)} captures something that cannot be sent to the Spark workers "
+            f"{_what(func)} captures something that cannot be sent to the Spark workers "
             f"(Python {worker}): {error}. Create such objects inside the function, or pass "
             "plain data (numbers, strings, lists, dicts) instead."
         ) from None
     return buffer.getvalue()
 
 
-def _what(obj: Any) -> str:
-    func = obj[0] if isinstance(obj, tuple) and obj else obj
+def _what(func: Any) -> str:
     if isinstance(func, types.FunctionType):
         return f"The Python function {describe(func)}"
     return f"The Python object {getattr(func, '__qualname__', type(func).__qualname__)!r}"

@@ -262,3 +262,13 @@ def test_a_file_run_again_under_the_same_name_uses_its_new_source(tmp_path):
         exec(compile(code, name, "exec"), namespace)
         functions.append(pickle.loads(dumps(namespace["scale"], CLIENT)))
     assert [f(10) for f in functions] == [20, 30]
+
+
+def test_a_c_function_pickle_cannot_name_is_refused_by_name():
+    import threading
+
+    with pytest.raises(FunctionNotPortable) as error:
+        dumps(threading.Lock().acquire, "3.12")
+    message = str(error.value)
+    assert "'lock.acquire' is not Python code (a built-in or C function)" in message
+    assert "Use a function written in Python (def or lambda)" in message
