@@ -74,6 +74,14 @@ def create_channel(
             "gRPC interceptors need grpcio's native channel; they cannot wrap a grpc-web "
             "channel. Remove the interceptors or use a native sc:// URL."
         )
+    use_ssl = builder.getDefault(ChannelBuilder.PARAM_USE_SSL, None)
+    if use_ssl is not None and use_ssl.lower() not in ("true", "false"):
+        # Upstream reads anything but "true" as plaintext: "1" or "yes" would silently
+        # mean the opposite of what was asked.
+        raise _invalid(
+            f"use_ssl must be 'true' or 'false', not {use_ssl[:16]!r}; for TLS write "
+            "';use_ssl=true' or use an https:// URL."
+        )
     if builder.token is not None and not builder.use_ssl and not is_loopback(builder.host):
         raise _invalid(
             f"The token would be sent in plaintext to '{builder.host}'. Use TLS, e.g., "

@@ -232,10 +232,18 @@ def _deserialize(call: _Call, deserializer: Optional[Callable[[bytes], Any]], pa
 
 
 def _single_response(call: _Call, deserializer: Optional[Callable[[bytes], Any]]) -> Any:
-    """The one message a unary response must carry."""
-    payloads = list(call.messages())
+    """The one message a unary response must carry: a second one fails at once, without
+    reading (or waiting for) the rest of the body."""
+    messages = call.messages()
+    payloads: List[bytes] = []
+    for payload in messages:
+        payloads.append(payload)
+        if len(payloads) > 1:
+            messages.close()  # closes the response, not reused
+            break
     if len(payloads) != 1:
-        raise call._error(grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {len(payloads)}")
+        count = "more than one" if payloads else "no"
+        raise call._error(grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {count}")
     return _deserialize(call, deserializer, payloads[0])
 
 

@@ -11,6 +11,7 @@ frame cut short at the end of the body. Only the standard library is used here.
 """
 
 import base64
+import re
 import struct
 import urllib.parse
 from dataclasses import dataclass
@@ -156,6 +157,9 @@ def encode_metadata_value(key: str, value: Union[str, bytes]) -> str:
     return value if isinstance(value, str) else value.decode("latin-1")
 
 
+_STATUS = re.compile(r"[0-9]{1,2}\Z")
+
+
 def status_from_metadata(metadata: Metadata) -> Tuple[Optional[int], str]:
     """grpc-status (None if absent) and the percent-decoded grpc-message."""
     values: Dict[str, Union[str, bytes]] = {}
@@ -165,11 +169,10 @@ def status_from_metadata(metadata: Metadata) -> Tuple[Optional[int], str]:
     message = values.get("grpc-message", "")
     if status is None:
         return None, ""
-    try:
-        code = int(status)
-    except ValueError as error:
-        raise ProtocolError(f"grpc-status {status!r} is not a number") from error
-    return code, urllib.parse.unquote(str(message), errors="replace")
+    # Decimal digits only: int() would also take "1_3", "-1", " 13" and thousands of digits.
+    if not isinstance(status, str) or not _STATUS.match(status):
+        raise ProtocolError(f"grpc-status {str(status)[:20]!r} is not a status code (0-99)")
+    return int(status), urllib.parse.unquote(str(message), errors="replace")
 
 
 def status_for_http(http_status: int) -> int:

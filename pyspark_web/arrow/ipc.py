@@ -139,14 +139,30 @@ def _read_metadata(table: Reader, field_id: int) -> Tuple[Tuple[str, str], ...]:
     return tuple((kv.string(0) or "", kv.string(1) or "") for kv in table.tables(field_id))
 
 
-def _read_field(table: Reader) -> Field:
+# Bounds on what a schema may ask the reader to build: flatbuffer tables can be shared, so
+# a few hundred bytes can otherwise describe 2^depth fields.
+MAX_NESTING = 64
+MAX_FIELDS = 10_000
+
+
+def _read_fields(tables: List[Reader]) -> List[Field]:
+    count = [0]
+    return [_read_field(table, 1, count) for table in tables]
+
+
+def _read_field(table: Reader, depth: int, count: List[int]) -> Field:
+    if depth > MAX_NESTING:
+        raise ArrowError(f"Arrow schema nests more than {MAX_NESTING} levels deep (the reader's limit)")
+    count[0] += 1
+    if count[0] > MAX_FIELDS:
+        raise ArrowError(f"Arrow schema has more than {MAX_FIELDS} fields (the reader's limit)")
     type_id = table.scalar(2, "B")
     kind = TYPE_NAMES.get(type_id)
     if kind is None or kind == "union":
         raise ArrowError(f"Arrow type id {type_id} is not supported by pyspark-web's reader")
     if table.table(4) is not None:
         raise ArrowError("dictionary-encoded Arrow fields are not supported (Spark does not send them)")
-    children = tuple(_read_field(child) for child in table.tables(5))
+    children = tuple(_read_field(child, depth + 1, count) for child in table.tables(5))
     data_type = DataType(kind, _read_type(kind, table.table(3)), children)
     return Field(table.string(0) or "", data_type, table.scalar(1, "?", False), _read_metadata(table, 6))
 
@@ -219,6 +235,9 @@ def _messages(data: memoryview) -> Iterator[Tuple[Reader, memoryview]]:
         if version < METADATA_V5 - 1:
             raise ArrowError(f"Arrow IPC metadata version {version} is too old (need V4 or V5)")
         body_length = message.scalar(3, "q")
+        if body_length < 0:
+            # It would move the read offset backwards: the stream would never end.
+            raise ArrowError(f"Arrow IPC message with a negative body length ({body_length})")
         if offset + body_length > len(data):
             raise ArrowError("Arrow IPC message body runs past the end of the stream")
         yield message, data[offset : offset + body_length]
@@ -237,9 +256,7 @@ def read_stream(data: bytes) -> Tuple[Schema, List["RecordBatch"]]:
             header_type = message.scalar(1, "B")
             header = message.table(2)
             if header_type == HEADER_SCHEMA:
-                schema = Schema(
-                    [_read_field(f) for f in header.tables(1)], dict(_read_metadata(header, 2))
-                )
+                schema = Schema(_read_fields(header.tables(1)), dict(_read_metadata(header, 2)))
             elif header_type == HEADER_RECORD_BATCH:
                 if schema is None:
                     raise ArrowError("Arrow IPC stream has a record batch before its schema")

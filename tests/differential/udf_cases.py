@@ -1,5 +1,6 @@
 """Python functions on the cluster: the cases of the differential suite that send Python
-code to the server's workers (UDFs, UDTFs, pandas and Arrow functions, foreachPartition).
+code to the server's workers (UDFs, UDTFs, data sources, pandas and Arrow functions,
+foreachPartition).
 
 runner.py executes this file as ``__main__``, as a notebook or a script would be, so its
 functions travel by value (cloudpickle's rule for ``__main__``, and pyspark-web's). The
@@ -12,6 +13,7 @@ import math
 from typing import Iterator
 
 from pyspark.sql import Row
+from pyspark.sql.datasource import DataSource, DataSourceReader
 from pyspark.sql import functions as F
 from pyspark.sql.functions import udf, udtf
 from pyspark.sql.types import ArrayType, IntegerType, LongType, MapType, StringType, StructField, StructType
@@ -240,6 +242,36 @@ def udtf_lateral_join(spark):
     spark.udtf.register("web_squares", Squares)
     spark.createDataFrame([(1, 2), (3, 3)], "a int, b int").createOrReplaceTempView("web_bounds")
     return spark.sql("SELECT a, b, n, square FROM web_bounds, LATERAL web_squares(a, b) ORDER BY a, n")
+
+
+# ---------------------------------------------------------------- Python data sources
+
+
+class CountingReader(DataSourceReader):
+    def __init__(self, options):
+        self.n = int(options.get("n", 3))
+
+    def read(self, partition):
+        for i in range(self.n):
+            yield i, label(i)
+
+
+class CountingSource(DataSource):
+    @classmethod
+    def name(cls):
+        return "web_counting"
+
+    def schema(self):
+        return "i int, tag string"
+
+    def reader(self, schema):
+        return CountingReader(self.options)
+
+
+@case
+def data_source_registered_then_read(spark):
+    spark.dataSource.register(CountingSource)
+    return spark.read.format("web_counting").option("n", 4).load()
 
 
 # ---------------------------------------------------------------- pandas and Arrow functions

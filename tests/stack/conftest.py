@@ -4,9 +4,11 @@ deploy/envoy.prod.yaml with a certificate, keys and a JWKS generated here.
 
 import base64
 import datetime
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -190,3 +192,28 @@ def prod_envoy_lua_gate(stack, prod_etc, tmp_path_factory):
     process = run_envoy(config, config.with_suffix(".log"))
     yield ca
     stop_envoy(process)
+
+
+# ---------------------------------------------------------------- requests
+
+
+def preflight(ca, origin):
+    """A CORS preflight to the production listener (no Origin when origin is None)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    connection = http.client.HTTPSConnection("127.0.0.1", PROD_PORTS["grpc_web"], context=context, timeout=10)
+    headers = {"Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "authorization,content-type,x-grpc-web"}
+    if origin is not None:
+        headers["Origin"] = origin
+    connection.request("OPTIONS", "/spark.connect.SparkConnectService/AnalyzePlan", headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}
+
+
+def upstream_requests():
+    """Requests Envoy has sent to Spark so far (its cluster counter)."""
+    url = f"http://127.0.0.1:{PROD_PORTS['admin']}/stats?filter=^cluster\\.spark_connect\\.upstream_rq_total$"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(response.read().decode().split(":")[1])

@@ -112,3 +112,36 @@ def test_static_host_404_keeps_headers():
     status, headers, _ = get(8000, "/no-such-file.txt")
     assert status == 404
     assert headers["cross-origin-embedder-policy"] == "require-corp"
+
+
+# DNS rebinding: a page on rebind.attacker.example points its own name at 127.0.0.1, and the
+# browser then lets it read the answers, since the origin is its own. Its requests carry its
+# Host header: the dev stack (an unauthenticated Spark that runs Python UDFs) must refuse it.
+FOREIGN_HOSTS = ["rebind.attacker.example:8081", "rebind.attacker.example", "127.0.0.1.attacker.example:8081"]
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+def test_grpc_web_refuses_foreign_host_headers(host):
+    reply = call(8081, "AnalyzePlan", spark_version_request(), headers={"Host": host})
+    # No virtual host matches: Envoy answers itself; nothing reached Spark.
+    assert reply.http_status == 404
+    assert "grpc-status" not in reply.headers and not reply.messages
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8081", "localhost:8081"])
+def test_grpc_web_answers_loopback_host_headers(host):
+    reply = call(8081, "AnalyzePlan", spark_version_request(), headers={"Host": host})
+    assert reply.http_status == 200 and reply.grpc_status == 0, reply.grpc_message
+
+
+@pytest.mark.parametrize("host, status", [("rebind.attacker.example:8000", 403), ("127.0.0.1:8000", 200), ("localhost:8000", 200)])
+def test_static_host_answers_loopback_host_headers_only(host, status):
+    connection = http.client.HTTPConnection("127.0.0.1", 8000, timeout=10)
+    try:
+        connection.request("GET", "/pyodide-lock.json", headers={"Host": host})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == status
+    assert (b'"packages"' in body) == (status == 200)

@@ -8,7 +8,7 @@ import pytest
 
 import pyspark.sql.connect.proto as pb2
 
-from conftest import ALLOWED_ORIGIN, ENVOY, PROD_PORTS, render_prod_config, server_version_pinned
+from conftest import ALLOWED_ORIGIN, ENVOY, PROD_PORTS, preflight, render_prod_config, server_version_pinned, upstream_requests
 from grpcweb import call, spark_version_request
 
 GRPC_WEB = PROD_PORTS["grpc_web"]
@@ -51,18 +51,6 @@ def test_bad_tokens_get_401_unauthenticated(prod_envoy, tokens, case):
     assert not reply.messages
 
 
-def preflight(ca, origin):
-    context = ssl.create_default_context(cafile=str(ca))
-    connection = http.client.HTTPSConnection("127.0.0.1", GRPC_WEB, context=context, timeout=10)
-    connection.request("OPTIONS", "/spark.connect.SparkConnectService/AnalyzePlan",
-                       headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                                "Access-Control-Request-Headers": "authorization,content-type,x-grpc-web"})
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}
-
-
 def test_preflight_passes_without_a_token_for_allowed_origin(prod_envoy):
     status, headers = preflight(prod_envoy, ALLOWED_ORIGIN)
     assert status == 200
@@ -74,6 +62,16 @@ def test_preflight_passes_without_a_token_for_allowed_origin(prod_envoy):
 def test_origin_outside_allowlist_gets_no_allow_header(prod_envoy, origin):
     _, headers = preflight(prod_envoy, origin)
     assert "access-control-allow-origin" not in headers
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example.com", "http://127.0.0.1:8000", None])
+def test_preflights_from_other_origins_never_reach_spark(prod_envoy, origin):
+    # Preflights skip the JWT check; the CORS filter must answer them, not forward them.
+    before = upstream_requests()
+    status, headers = preflight(prod_envoy, origin)
+    assert "access-control-allow-origin" not in headers
+    # Answered by Envoy (CORS for a preflight, 401 without a token otherwise), not by Spark.
+    assert status in (200, 401, 403) and upstream_requests() == before
 
 
 def test_static_host_over_tls(prod_envoy):

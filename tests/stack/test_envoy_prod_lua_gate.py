@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import PROD_PORTS
+from conftest import PROD_PORTS, preflight, upstream_requests
 from grpcweb import call, spark_version_request
 
 
@@ -20,3 +20,12 @@ def test_any_bearer_token_passes(prod_envoy_lua_gate):
     reply = call(PROD_PORTS["grpc_web"], "AnalyzePlan", spark_version_request(),
                  headers={"authorization": "Bearer anything"}, tls_ca=prod_envoy_lua_gate)
     assert reply.grpc_status == 0, reply.grpc_message
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example.com"])
+def test_options_without_a_token_never_reach_spark(prod_envoy_lua_gate, origin):
+    # The gate used to wave every OPTIONS through, and one without an Origin reached Spark.
+    before = upstream_requests()
+    status, headers = preflight(prod_envoy_lua_gate, origin)
+    assert status in (200, 401, 403) and "access-control-allow-origin" not in headers
+    assert upstream_requests() == before

@@ -360,3 +360,19 @@ def test_stream_ending_without_result_complete_is_reattached(start):
     assert methods.count("ExecutePlan") == 1 and methods.count("ReattachExecute") == 1
     [reattach] = [body for path, _, body, _ in server.requests if path.endswith("/ReattachExecute")]
     assert pb2.ReattachExecuteRequest.FromString(reattach[5:]).last_response_id == "r1"
+
+
+def test_a_second_message_in_a_unary_response_fails_at_once(start):
+    # A hostile server streams messages into a unary call and never ends the body: the
+    # client must not buffer them all (or wait) before it sees the response is wrong.
+    def script(handler):
+        handler.reply([encode_message(b"one"), encode_message(b"two"), lambda: server.stop.wait(WAIT)] +
+                      [encode_message(b"more")] * 1000 + [OK], chunked=True)
+
+    server, channel = start(script)
+    began = time.monotonic()
+    with pytest.raises(GrpcWebError) as error:
+        channel.unary_unary(METHOD)(b"ping", timeout=WAIT * 4)
+    assert time.monotonic() - began < WAIT / 2
+    assert error.value.code() == grpc.StatusCode.INTERNAL
+    assert "expected one response message, got more than one" in error.value.details()

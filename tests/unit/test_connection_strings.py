@@ -245,3 +245,18 @@ def test_interceptors_are_refused_for_grpcweb():
 @pytest.mark.parametrize("url", ["https://h/;use_ssl=false", "http://h/;transport=grpc"])
 def test_shorthand_says_which_parameter_it_implies(url):
     invalid_url(url, "is implied by the")
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "TRUE1", "on"])
+def test_use_ssl_other_than_true_or_false_is_refused(value):
+    # Upstream reads anything but "true" as plaintext: "use_ssl=1" meant no TLS.
+    error = invalid_url(f"sc://spark.example/;transport=grpcweb;use_ssl={value}", "use_ssl must be 'true' or 'false'", build=True)
+    assert "use_ssl=true" in str(error)
+
+
+@pytest.mark.parametrize("value, scheme", [("true", "https"), ("True", "https"), ("false", "http")])
+def test_use_ssl_true_or_false_still_work(value, scheme):
+    from pyspark_web.builder import create_channel
+
+    channel = create_channel(DefaultChannelBuilder(f"sc://127.0.0.1/;transport=grpcweb;use_ssl={value}"))
+    assert channel.base_url.startswith(f"{scheme}://")

@@ -96,3 +96,11 @@ def test_grpc_timeout_header():
     assert grpcweb.grpc_timeout(1.5) == "1500m"
     assert grpcweb.grpc_timeout(0) == "1m"
     assert grpcweb.grpc_timeout(10**6) == "1000000S"
+
+
+@pytest.mark.parametrize("status", ["1_3", "-1", " 13", "+1", "١٣", "13a", "9" * 5000, ""])
+def test_grpc_status_is_a_small_decimal_number(status):
+    # int() accepts the first five; the last but one used to be copied whole into the message.
+    with pytest.raises(grpcweb.ProtocolError) as error:
+        grpcweb.status_from_metadata([("grpc-status", status)])
+    assert "is not a status code" in str(error.value) and len(str(error.value)) < 80
