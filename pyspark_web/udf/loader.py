@@ -11,7 +11,6 @@ import sys
 import types
 
 _SCOPE = "__pyspark_web_scope__"
-_SKIP_CLASS_ATTRIBUTES = ("__dict__", "__weakref__")
 
 
 def _register_lines(filename, lineno, text):
@@ -93,13 +92,12 @@ class Loader:
     @staticmethod
     def cls(static, metaclass, bases):
         name, qualname, module = static
-        made = metaclass(name, bases, {"__module__": module, "__qualname__": qualname})
-        return made
+        return metaclass(name, bases, {"__module__": module, "__qualname__": qualname})
 
     @staticmethod
     def class_state(made, attributes):
+        # The client left out what a class makes for itself (__dict__, __weakref__, ...).
         # Methods that use zero-argument super() get this class in their __class__ cell
         # from their own state: the pickle refers to the class made above.
         for name, value in attributes.items():
-            if name not in _SKIP_CLASS_ATTRIBUTES:
-                setattr(made, name, value)
+            setattr(made, name, value)
