@@ -71,14 +71,15 @@ try {
 """
 
 
-def test_page_code_with_a_filename_runs_udfs(selenium_jspi):
-    outcome, value = selenium_jspi.run_js(RUN_PAGE_CODE % (json.dumps(PAGE_CODE), '{filename: "main.py"}'))
+# In the module's runtime: one browser less to start (and a page keeps its Pyodide anyway).
+def test_page_code_with_a_filename_runs_udfs(selenium_jspi_module):
+    outcome, value = selenium_jspi_module.run_js(RUN_PAGE_CODE % (json.dumps(PAGE_CODE), '{filename: "main.py"}'))
     assert outcome == "ok", value
     assert json.loads(value) == [[100, 0], [101, -1], [102, -2]]
 
 
-def test_page_code_without_a_filename_says_what_to_do(selenium_jspi):
-    outcome, message = selenium_jspi.run_js(RUN_PAGE_CODE % (json.dumps(PAGE_CODE), "{}"))
+def test_page_code_without_a_filename_says_what_to_do(selenium_jspi_module):
+    outcome, message = selenium_jspi_module.run_js(RUN_PAGE_CODE % (json.dumps(PAGE_CODE), "{}"))
     assert outcome == "error"
     assert "PYTHON_VERSION_MISMATCH" not in message
     assert "FunctionNotPortable: Cannot send the Python function 'shifted' (<exec>, line 9)" in message
