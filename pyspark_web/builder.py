@@ -20,6 +20,12 @@ from pyspark_web.transport import DEFAULT_CONNECT_TIMEOUT, Transport, blocking_m
 
 # RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110 field-value, limited to ASCII: visible characters, with spaces and tabs only
+# inside. A CR or LF would split the header (or fold it into the next); other control
+# characters and non-ASCII text fail in http.client or in the browser's fetch.
+_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?\Z")
+# RFC 6750 b64token: what a bearer token may be.
+_BEARER_TOKEN = re.compile(r"^[A-Za-z0-9._~+/-]+=*\Z")
 # Headers the channel sets itself, or that HTTP/1.1 reserves.
 _RESERVED_HEADERS = {
     "content-type", "content-length", "accept", "x-grpc-web", "x-user-agent", "grpc-timeout",
@@ -52,11 +58,23 @@ def request_headers(builder: ChannelBuilder) -> List[Tuple[str, str]]:
                 "(not a valid header name, or one the channel sets itself). Please remove it "
                 "or rename it, e.g., 'x-spark-tenant=value'."
             )
-        if "\r" in value or "\n" in value:
-            raise _invalid(f"The value of parameter '{key}' contains a line break.")
+        if not _HEADER_VALUE.match(value):
+            # The value is not quoted: it may be a secret.
+            raise _invalid(
+                f"The value of parameter '{key}' cannot be sent as an HTTP header: it must be "
+                "printable ASCII without line breaks, control characters or leading or "
+                "trailing spaces. Please fix the value (it is not shown here)."
+            )
         headers.append((name, value))
-    if builder.token is not None:
-        headers.append(("authorization", f"Bearer {builder.token}"))
+    token = builder.token
+    if token is not None:
+        if not _BEARER_TOKEN.match(token):
+            raise _invalid(
+                "The token is not a bearer token (RFC 6750: letters, digits and '-._~+/', then "
+                "optional '=' padding); it is not shown here. Check that it was copied whole "
+                "and that the URL percent-encodes nothing else into it."
+            )
+        headers.append(("authorization", f"Bearer {token}"))
     return headers
 
 

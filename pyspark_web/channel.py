@@ -7,10 +7,17 @@ stand-in of ``pyspark.sql.connect.grpc_compat`` otherwise), with the gRPC status
 percent-decoded ``grpc-message`` and the trailing metadata including
 ``grpc-status-details-bin``. Upstream's retry policies, rich error conversion and reattach
 therefore run unchanged.
+
+Two failures are deliberately not ``grpc.RpcError``s but ``ServerUnreachableError``, so
+that upstream does not retry them: a session whose first RPC cannot reach the server, and
+a server certificate that fails verification.
 """
 
+import sys
+import time
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql.connect.grpc_compat import grpc
 
 from pyspark_web import grpcweb
@@ -19,6 +26,10 @@ from pyspark_web.transport import Response, Transport, TransportError
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 # How much of an unexpected body (an HTML error page, say) an error message quotes.
 EXCERPT_BYTES = 200
+# Until the server has answered once, the channel's calls share this many seconds of
+# trying to reach it (a session makes several calls for one action: Config, ExecutePlan,
+# ReleaseExecute). A call after this long without one starts afresh.
+FIRST_CONTACT_SECONDS = 8.0
 
 
 class GrpcWebError(grpc.RpcError, grpc.Call):  # type: ignore[misc, name-defined]
@@ -75,6 +86,27 @@ class GrpcWebError(grpc.RpcError, grpc.Call):  # type: ignore[misc, name-defined
     __repr__ = __str__
 
 
+class ServerUnreachableError(SparkConnectGrpcException):
+    """The server could not be reached by the channel's first RPC, or its certificate
+    failed verification.
+
+    Upstream's retry policy retries every UNAVAILABLE for about 20 minutes (15 attempts,
+    backing off to a minute). That suits a session that worked and lost its server for a
+    while; a URL that never worked (a mistyped port, a proxy that is not running) or an
+    untrusted certificate will not get better, and a notebook cannot wait that long. Not
+    being a ``grpc.RpcError``, this error passes through upstream's retries unchanged.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message, grpc_status_code=grpc.StatusCode.UNAVAILABLE)
+
+
+def _printable(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters: what a server wrote, safe to show."""
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())[:limit]
+
+
 def _status(number: int) -> Any:
     return _STATUS_BY_NUMBER.get(number, grpc.StatusCode.UNKNOWN)
 
@@ -85,7 +117,8 @@ class _Call:
     def __init__(self, channel: "GrpcWebChannel", method: str, body: bytes, timeout: Optional[float], metadata: Any) -> None:
         self._channel = channel
         self._url = channel.base_url + method
-        self._rpc = f"{method.rsplit('/', 1)[-1]} via {self._url}"
+        self._method = method.rsplit("/", 1)[-1]
+        self._rpc = f"{self._method} via {self._url}"
         self._body = body
         self._timeout = timeout
         self._metadata = metadata
@@ -96,35 +129,77 @@ class _Call:
     def _error(self, code: Any, details: str, trailing: grpcweb.Metadata = ()) -> GrpcWebError:
         return GrpcWebError(code, details, trailing, self._initial, self._rpc)
 
+    def _unreachable(self, cause: str) -> ServerUnreachableError:
+        self._channel.first_contact.failed(cause)
+        return self._channel.first_contact.error(self._method, cause)
+
+    def _untrusted(self, cause: str) -> ServerUnreachableError:
+        return ServerUnreachableError(
+            f"The TLS certificate of {self._channel.base_url} failed verification "
+            f"({self._method}): {cause}. Pass the CA bundle that signed it, "
+            "GrpcWebChannelBuilder(url, ca_certs='ca.pem'), or fix the server's certificate; "
+            "retrying cannot help, so pyspark-web does not retry."
+        )
+
     def _start(self) -> Response:
         headers = self._channel.headers(self._metadata, self._timeout)
+        connect_within = self._channel.first_contact.connect_within(self._method)
         try:
-            response = self._channel.transport.post(self._url, headers, self._body, self._timeout)
+            response = self._channel.transport.post(
+                self._url, headers, self._body, self._timeout, connect_timeout=connect_within
+            )
         except TransportError as error:
+            if error.kind == "untrusted":
+                raise self._untrusted(str(error)) from error
+            if error.kind == "unavailable" and not self._channel.contacted:
+                raise self._unreachable(str(error)) from error
             raise self._transport_error(error) from error
         self._response = response
-        self._initial = [grpcweb.normalize_metadata(k, v) for k, v in response.headers.items()]
-        status, message = grpcweb.status_from_metadata(self._initial)
+        try:
+            self._initial = [grpcweb.normalize_metadata(k, v) for k, v in response.headers.items()]
+            status, message = grpcweb.status_from_metadata(self._initial)
+        except grpcweb.ProtocolError as error:
+            self._finish(response, reuse=False)
+            raise self._error(
+                grpc.StatusCode.INTERNAL, f"{self._rpc}: grpc-web protocol error in the response headers: {error}"
+            ) from error
         content_type = response.headers.get("content-type", "")
         if status is not None and (status != grpcweb.OK or response.status == 200):
-            # Trailers-only: the status travels in the HTTP headers; nothing follows.
-            response.close(reuse=True)
-            self._finished = True
+            # Trailers-only: the status travels in the HTTP headers; nothing follows but,
+            # from a proxy, perhaps a short text body that says why.
+            if status != grpcweb.OK and not message and content_type.startswith("text/plain"):
+                message = _printable(response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace"), EXCERPT_BYTES)
+                self._finish(response, reuse=False)
+            else:
+                self._finish(response, reuse=True)
+            self._contact(status, message)
             if status != grpcweb.OK:
                 raise self._error(_status(status), message, self._initial)
             return response
         if response.status != 200 or not content_type.startswith("application/grpc-web"):
-            excerpt = response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace").strip()
-            response.close(reuse=False)
-            self._finished = True
+            excerpt = response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace")
+            self._finish(response, reuse=False)
             code = grpcweb.status_for_http(response.status) if response.status != 200 else grpcweb.UNKNOWN
             what = f"HTTP {response.status}" + (f" ({content_type})" if content_type else "")
-            raise self._error(
-                _status(code),
+            details = (
                 f"{what} from {self._url}, not a grpc-web response; is this a grpc-web endpoint "
-                f"(Envoy's grpc_web filter)? Body: {' '.join(excerpt.split())[:EXCERPT_BYTES]!r}",
+                f"(Envoy's grpc_web filter)? Body: {_printable(excerpt, EXCERPT_BYTES)!r}"
             )
+            self._contact(code, details)
+            raise self._error(_status(code), details)
+        self._channel.contacted = True
         return response
+
+    def _finish(self, response: Response, reuse: bool) -> None:
+        response.close(reuse=reuse)
+        self._finished = True
+
+    def _contact(self, status: int, details: str) -> None:
+        """Note that the server answered; on a first contact, UNAVAILABLE (from a proxy
+        that cannot reach Spark, say) ends the session's attempt at once."""
+        if status == grpcweb.UNAVAILABLE and not self._channel.contacted:
+            raise self._unreachable(f"UNAVAILABLE: {details}")
+        self._channel.contacted = True
 
     def _transport_error(self, error: TransportError) -> GrpcWebError:
         code = {
@@ -173,6 +248,47 @@ class _Call:
         if self._response is not None and not self._finished:
             self._finished = True
             self._response.close(reuse=False)
+
+
+class _FirstContact:
+    """The time budget of a channel's calls until the server first answers."""
+
+    def __init__(self, channel: "GrpcWebChannel") -> None:
+        self._channel = channel
+        self._began: Optional[float] = None
+        self._last_failure = 0.0
+        self._cause = ""
+
+    def connect_within(self, method: str) -> Optional[float]:
+        """How long the next call may spend connecting (None: no limit of ours).
+
+        Raises ServerUnreachableError, without trying, once the budget is spent."""
+        if self._channel.contacted:
+            return None
+        now = time.monotonic()
+        if self._began is None or now - self._last_failure > FIRST_CONTACT_SECONDS:
+            self._began = now
+        remaining = FIRST_CONTACT_SECONDS - (now - self._began)
+        if remaining <= 0:
+            raise self.error(method, self._cause)
+        return remaining
+
+    def failed(self, cause: str) -> None:
+        self._last_failure = time.monotonic()
+        self._cause = cause
+
+    def error(self, method: str, cause: str) -> ServerUnreachableError:
+        hint = (
+            "Check the scheme (http or https), the host and the port, and that the grpc-web "
+            "proxy (Envoy) and Spark Connect behind it are running"
+        )
+        if sys.platform == "emscripten":
+            hint += ", and that the proxy's CORS policy allows this page's origin"
+        return ServerUnreachableError(
+            f"Cannot reach the Spark Connect server at {self._channel.base_url} ({method}): "
+            f"{cause}. {hint}. Until the server has answered once, a session's calls share "
+            f"{FIRST_CONTACT_SECONDS:.0f} s of trying and are not retried."
+        )
 
 
 class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
@@ -299,6 +415,9 @@ class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.transport = transport or Transport()
+        # Whether the server has ever answered (see ServerUnreachableError).
+        self.contacted = False
+        self.first_contact = _FirstContact(self)
         self.max_frame_size = max_frame_size
         self._headers = {
             "content-type": grpcweb.CONTENT_TYPE,

@@ -10,7 +10,9 @@ channel maps to a gRPC status.
 """
 
 import http.client
+import ssl
 import sys
+import time
 from dataclasses import dataclass
 from typing import Dict, Iterator, Optional
 
@@ -26,7 +28,9 @@ from urllib3.exceptions import (
 
 # How much one read asks for. read1() returns what has arrived, up to this.
 READ_SIZE = 256 * 1024
-DEFAULT_CONNECT_TIMEOUT = 10.0
+# Connecting (TCP and TLS) takes a fraction of this on any working network; a session's
+# first RPC that cannot connect within it fails then (see channel.ServerUnreachableError).
+DEFAULT_CONNECT_TIMEOUT = 8.0
 
 
 def blocking_mode() -> Optional[str]:
@@ -72,7 +76,8 @@ def no_blocking_mode_message() -> str:
 
 
 class TransportError(Exception):
-    """The HTTP exchange failed. kind: "unavailable" (retry may help), "deadline", or
+    """The HTTP exchange failed. kind: "unavailable" (retry may help), "deadline",
+    "untrusted" (the server's certificate failed verification; retrying cannot help), or
     "precondition" (this runtime cannot block on HTTP; retrying cannot help)."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -80,14 +85,52 @@ class TransportError(Exception):
         self.kind = kind
 
 
+def _certificate_failure(error: BaseException) -> bool:
+    """Whether an SSLError comes from verifying the server's certificate (untrusted CA,
+    wrong host name, expired), somewhere in its chain of causes."""
+    seen = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        pending += [current.__cause__, current.__context__]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+    return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
 @dataclass
 class Response:
     status: int
     headers: Dict[str, str]  # lower-case names
     _raw: "urllib3.BaseHTTPResponse"
+    # time.monotonic() by which the whole body must have arrived (the call's timeout).
+    deadline: Optional[float] = None
+
+    def _remaining(self) -> Optional[float]:
+        """Seconds left before the deadline; raises TransportError once it has passed."""
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransportError("deadline", "the call's deadline passed before the response was complete")
+        return remaining
+
+    def _limit_socket_wait(self, seconds: Optional[float]) -> None:
+        # A read timeout applies to each read: a server sending a byte at a time would hold
+        # the call far past its deadline. On sockets the next read waits at most what is
+        # left; urllib3 sets the socket timeout afresh for the connection's next request.
+        # In the browser, the deadline is checked between reads.
+        sock = getattr(getattr(self._raw, "connection", None), "sock", None)
+        if seconds is not None and sock is not None:
+            sock.settimeout(seconds)
 
     def chunks(self) -> Iterator[bytes]:
-        """The body as it arrives; raises TransportError if the connection breaks."""
+        """The body as it arrives; raises TransportError if the connection breaks or the
+        deadline passes."""
         # Sockets (CPython): read1 returns what has arrived, without waiting for READ_SIZE.
         # urllib3's emscripten response has no read1; its read(n) already returns what the
         # browser's stream delivered (JSPI, or the isolation worker), up to n.
@@ -97,12 +140,13 @@ class Response:
             read = self._raw.read
         try:
             while True:
+                self._limit_socket_wait(self._remaining())
                 data = read(READ_SIZE)
                 if not data:
                     return
                 yield data
         except ReadTimeoutError as error:
-            raise TransportError("deadline", f"no data within the read timeout ({error})") from error
+            raise TransportError("deadline", f"no data within the call's timeout ({error})") from error
         except (ProtocolError, HTTPError, OSError, http.client.HTTPException) as error:
             # http.client.HTTPException: how urllib3's emscripten backend reports a failed
             # fetch stream (the browser's "network error").
@@ -138,9 +182,16 @@ class Transport:
             ca_certs=ca_certs,
         )
 
-    def post(self, url: str, headers: Dict[str, str], body: bytes, timeout: Optional[float]) -> Response:
+    def post(
+        self, url: str, headers: Dict[str, str], body: bytes, timeout: Optional[float],
+        connect_timeout: Optional[float] = None,
+    ) -> Response:
+        """Send the request and wait for the response's headers. Every TransportError from
+        here means no response arrived. connect_timeout, if given, may only shorten the
+        pool's."""
         if blocking_mode() is None:
             raise TransportError("precondition", no_blocking_mode_message())
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             raw = self._pool.request(
                 "POST",
@@ -150,7 +201,7 @@ class Transport:
                 preload_content=False,
                 decode_content=False,
                 redirect=False,
-                timeout=urllib3.Timeout(connect=self._connect_timeout, read=timeout),
+                timeout=urllib3.Timeout(connect=min(self._connect_timeout, connect_timeout or self._connect_timeout), read=timeout),
             )
         except NewConnectionError as error:
             # Before ConnectTimeoutError: urllib3 2 derives this one from it.
@@ -160,11 +211,19 @@ class Transport:
         except ReadTimeoutError as error:
             raise TransportError("deadline", f"no response within the timeout ({error})") from error
         except SSLError as error:
+            if _certificate_failure(error):
+                raise TransportError("untrusted", f"TLS handshake failed: {error}") from error
             raise TransportError("unavailable", f"TLS handshake failed: {error}") from error
         except (HTTPError, OSError, http.client.HTTPException) as error:
             raise TransportError("unavailable", f"HTTP request failed: {error}") from error
         headers_out = {k.lower(): v for k, v in raw.headers.items()}
-        return Response(raw.status, headers_out, raw)
+        response = Response(raw.status, headers_out, raw, deadline)
+        try:
+            response._remaining()  # headers that trickled in past the deadline
+        except TransportError:
+            response.close(reuse=False)
+            raise
+        return response
 
     def close(self) -> None:
         self._pool.clear()

@@ -2,7 +2,9 @@
 Envoy restarted mid-stream, an unreachable endpoint, a failure in the middle of a result."""
 
 import json
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -55,49 +57,104 @@ def test_envoy_restart_mid_stream_is_survived_by_reattach(web):
     assert result["ReattachExecute"] >= 1, "the stream was not cut: the restart came too late"
 
 
-def test_unreachable_endpoint_is_retried_then_reported(web):
-    script = """
-import socket, time
+COUNTING_POLICY = """
+import json, socket, sys, time
 from pyspark.sql.connect.client import SparkConnectClient
 from pyspark.sql.connect.client.retries import DefaultPolicy
-probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]; probe.close()
 
 class CountingPolicy(DefaultPolicy):
-    checks = 0
+    retries = 0
     def can_retry(self, error):
-        CountingPolicy.checks += 1
-        return super().can_retry(error)
+        retry = super().can_retry(error)
+        CountingPolicy.retries += retry
+        return retry
+"""
 
+
+def test_a_first_contact_that_cannot_connect_is_reported_at_once(web):
+    """Upstream's default policy would retry this for about 20 minutes; pyspark-web gives
+    up on a server that has never answered (README: "First contact")."""
+    script = COUNTING_POLICY + """
+probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]; probe.close()
 client = SparkConnectClient(f"http://127.0.0.1:{port}")
-client.set_retry_policies([CountingPolicy(max_retries=3, initial_backoff=10, max_backoff=40)])
+client.set_retry_policies([CountingPolicy()])  # upstream's defaults
 began = time.monotonic()
 try:
     client.get_configs("spark.sql.session.timeZone")
 except Exception as error:
-    print(type(error).__name__, "|", error.getGrpcStatusCode(), "|", CountingPolicy.checks, "|",
-          round(time.monotonic() - began, 1), "|", str(error).splitlines()[0][:300])
+    print(json.dumps({"kind": type(error).__name__, "code": str(error.getGrpcStatusCode()),
+                      "retries": CountingPolicy.retries, "seconds": time.monotonic() - began,
+                      "message": str(error), "port": port}))
 """
     result = subprocess.run([str(web), "-c", script], capture_output=True, text=True, timeout=120)
-    kind, code, checks, seconds, message = [part.strip() for part in result.stdout.split("|")]
-    assert kind == "RetriesExceeded" or "Exception" in kind, result.stdout + result.stderr
-    assert int(checks) >= 4, "upstream's retry policy did not run"
-    assert float(seconds) < 30
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["kind"] == "ServerUnreachableError", result.stdout + result.stderr
+    assert outcome["code"] == "StatusCode.UNAVAILABLE"
+    assert outcome["retries"] == 0
+    assert outcome["seconds"] < 10
+    assert f"http://127.0.0.1:{outcome['port']}" in outcome["message"]
+    assert "cannot connect" in outcome["message"] and "Connection refused" in outcome["message"]
 
 
-def test_unavailable_error_from_channel_reaches_user_with_url(web):
-    script = """
-from pyspark.sql import SparkSession
-from pyspark.sql.connect.client.retries import DefaultPolicy
-import socket
+def test_after_contact_an_unreachable_endpoint_is_retried_until_it_is_back(web):
+    script = COUNTING_POLICY + """
+client = SparkConnectClient("http://127.0.0.1:8081")
+client.set_retry_policies([CountingPolicy(max_retries=12, initial_backoff=200, max_backoff=2000)])
+before = client.get_configs("spark.sql.session.timeZone")
+print("contacted", flush=True)
+sys.stdin.readline()  # Envoy is down now
+began = time.monotonic()
+after = client.get_configs("spark.sql.session.timeZone")
+print(json.dumps({"same": before == after, "retries": CountingPolicy.retries, "seconds": time.monotonic() - began}))
+"""
+    client = subprocess.Popen([str(web), "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    restarter = None
+    try:
+        assert client.stdout.readline().strip() == "contacted", client.stderr.read()[-3000:]
+        restarter = threading.Thread(target=restart_envoy, kwargs={"down_seconds": 3})
+        restarter.start()
+        deadline = time.monotonic() + 20
+        while envoy_answers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        out, err = client.communicate(timeout=120)
+    finally:
+        if restarter is not None:
+            restarter.join()
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0, err[-3000:]
+    outcome = json.loads(out.strip().splitlines()[-1])
+    assert outcome["same"]
+    assert outcome["retries"] >= 2, "the call did not meet the outage"
+    assert outcome["seconds"] >= 2
+
+
+def envoy_answers():
+    try:
+        socket.create_connection(("127.0.0.1", 8081), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_unavailable_error_after_contact_reaches_user_with_url(web):
+    script = COUNTING_POLICY + """
+client = SparkConnectClient("http://127.0.0.1:8081")
+client.get_configs("spark.sql.session.timeZone")  # contact
+# The same session, its server gone: a refused port.
 probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]; probe.close()
-from pyspark.sql.connect.client import SparkConnectClient
-client = SparkConnectClient(f"http://127.0.0.1:{port}")
-client.set_retry_policies([DefaultPolicy(max_retries=1, initial_backoff=10, max_backoff=20)])
+client._channel.base_url = f"http://127.0.0.1:{port}"
+client.set_retry_policies([CountingPolicy(max_retries=1, initial_backoff=10, max_backoff=20)])
 try:
     client.get_configs("spark.sql.session.timeZone")
 except Exception as error:
     cause = error.__cause__ or error.__context__
-    print(repr(cause)[:400] if cause else repr(error)[:400])
+    print(json.dumps({"retries": CountingPolicy.retries, "error": repr(cause)[:400] if cause else repr(error)[:400]}))
 """
     result = subprocess.run([str(web), "-c", script], capture_output=True, text=True, timeout=120)
-    assert "UNAVAILABLE" in result.stdout and "cannot connect" in result.stdout, result.stdout + result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["retries"] >= 1, result.stdout + result.stderr
+    assert "UNAVAILABLE" in outcome["error"] and "cannot connect" in outcome["error"]

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.grpc_compat import grpc
 from pyspark_web.builder import GrpcWebChannelBuilder
-from pyspark_web.channel import GrpcWebChannel, GrpcWebError
+from pyspark_web.channel import GrpcWebChannel, GrpcWebError, ServerUnreachableError
 from pyspark_web.grpcweb import encode_message, encode_messages
 
 METHOD = "/spark.connect.SparkConnectService/Echo"
@@ -101,6 +101,23 @@ def unary(channel, request=b"ping", **kwargs):
 
 def stream(channel, request=b"ping"):
     return list(channel.unary_stream(METHOD)(request, timeout=WAIT))
+
+
+def after_contact(script):
+    """A server that answers the first call with OK (the session has worked), then follows
+    script: failures before any contact end differently (ServerUnreachableError)."""
+    def answer(handler):
+        if len(handler.server.requests) == 1:
+            handler.reply([], headers={"Content-Type": GRPC_WEB, "grpc-status": "0"})
+        else:
+            script(handler)
+
+    return answer
+
+
+def contacted(channel):
+    assert stream(channel) == [] and channel.contacted
+    return channel
 
 
 def rpc_error(call, *args, **kwargs):
@@ -190,7 +207,8 @@ def test_trailers_only_ok_is_an_empty_stream(start):
 
 def test_html_error_page_becomes_unavailable_without_decoding(start):
     page = b"<html><body><h1>502 Bad Gateway</h1>\n<p>upstream connect error</p></body></html>"
-    _, channel = start(lambda h: h.reply([page], status=502, headers={"Content-Type": "text/html"}))
+    _, channel = start(after_contact(lambda h: h.reply([page], status=502, headers={"Content-Type": "text/html"})))
+    contacted(channel)
     decoded = []
     call = channel.unary_unary(METHOD, response_deserializer=decoded.append)
     error = rpc_error(call, b"ping", timeout=WAIT)
@@ -206,8 +224,8 @@ def test_html_error_page_becomes_unavailable_without_decoding(start):
      (500, "UNKNOWN"), (503, "UNAVAILABLE")],
 )
 def test_http_status_without_grpc_status_is_mapped(start, status, code):
-    _, channel = start(lambda h: h.reply([b"nope"], status=status, headers={"Content-Type": "text/plain"}))
-    error = rpc_error(unary, channel)
+    _, channel = start(after_contact(lambda h: h.reply([b"nope"], status=status, headers={"Content-Type": "text/plain"})))
+    error = rpc_error(unary, contacted(channel))
     assert error.code() == getattr(grpc.StatusCode, code)
     assert f"HTTP {status}" in error.details()
 
@@ -262,16 +280,102 @@ def test_timeout_is_sent_and_enforced(start):
     assert server.requests[0][1]["grpc-timeout"] == "500m"
 
 
-def test_connection_refused_is_unavailable_and_names_the_url():
+def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    channel = GrpcWebChannelBuilder(f"http://127.0.0.1:{port}", connect_timeout=2).toChannel()
+        return probe.getsockname()[1]
+
+
+def unreachable(call, *args, **kwargs):
+    """The ServerUnreachableError of a call, which upstream's policies must not retry."""
+    began = time.monotonic()
+    with pytest.raises(ServerUnreachableError) as info:
+        call(*args, **kwargs)
+    assert time.monotonic() - began < 10
+    assert not isinstance(info.value, grpc.RpcError)
+    assert not DefaultPolicy().can_retry(info.value)
+    assert info.value.getGrpcStatusCode() == grpc.StatusCode.UNAVAILABLE
+    return str(info.value)
+
+
+def test_a_first_contact_that_is_refused_fails_at_once_naming_url_and_cause():
+    port = free_port()
+    channel = GrpcWebChannelBuilder(f"http://127.0.0.1:{port}").toChannel()
+    message = unreachable(unary, channel)
+    assert f"Cannot reach the Spark Connect server at http://127.0.0.1:{port} (Echo)" in message
+    assert "Connection refused" in message
+    assert not channel.contacted
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"status": 503, "headers": {"Content-Type": "text/plain"}, "chunks": [b"no healthy upstream"]},
+        {"headers": {"Content-Type": GRPC_WEB, "grpc-status": "14", "grpc-message": "upstream%20connect%20error"}},
+    ],
+    ids=["http-503", "grpc-unavailable"],
+)
+def test_a_first_contact_answered_unavailable_by_a_proxy_fails_at_once(start, reply):
+    server, channel = start(lambda h: h.reply(**reply))
+    message = unreachable(unary, channel)
+    assert "no healthy upstream" in message or "upstream connect error" in message
+    assert len(server.requests) == 1
+
+
+def test_after_contact_a_refused_connection_is_unavailable_and_retried(start):
+    server, channel = start(lambda h: h.reply([], headers={"Content-Type": GRPC_WEB, "grpc-status": "0"}))
+    contacted(channel)
+    server.shutdown()
+    server.server_close()
+    channel.transport.close()  # no pooled connection to the closed server
     error = rpc_error(unary, channel)
     assert error.code() == grpc.StatusCode.UNAVAILABLE
-    assert f"http://127.0.0.1:{port}{METHOD}" in error.details()
+    assert f"http://127.0.0.1:{server.server_port}{METHOD}" in error.details()
     assert "cannot connect" in error.details() and "timed out" not in error.details()
     assert DefaultPolicy().can_retry(error)
+
+
+def test_a_call_that_trickles_is_held_to_its_deadline(start):
+    """The timeout is the call's, not each read's: a byte every 0.2 s must not hold a
+    1 s call for the 2 s the body takes."""
+    body = encode_message(b"0123456789") + OK
+    pause = lambda: time.sleep(0.2)  # noqa: E731
+    _, channel = start(lambda h: h.reply([piece for byte in body for piece in (pause, bytes([byte]))], chunked=True))
+    began = time.monotonic()
+    with pytest.raises(GrpcWebError) as info:
+        list(channel.unary_stream(METHOD)(b"ping", timeout=1.0))
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - began < 1.5
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": GRPC_WEB, "grpc-status": "x"},
+        {"Content-Type": GRPC_WEB, "grpc-status": "3", "grpc-status-details-bin": "not*base64"},
+        {"Content-Type": GRPC_WEB, "trace-bin": "a"},
+    ],
+    ids=["non-numeric-status", "bad-status-details", "bad-bin-metadata"],
+)
+def test_malformed_response_headers_are_an_rpc_error_and_close_the_response(start, headers):
+    server, channel = start(after_contact(lambda h: h.reply([encode_message(b"x"), OK], headers=headers)))
+    contacted(channel)
+    error = rpc_error(unary, channel)
+    assert isinstance(error, grpc.RpcError)
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert "protocol error in the response headers" in error.details()
+    # The connection is not reused: the next call opens another one.
+    with pytest.raises(GrpcWebError):
+        unary(channel)
+    assert len({request[3] for request in server.requests[1:]}) == 2
+
+
+def test_a_text_body_says_why_when_grpc_message_is_missing(start):
+    headers = {"Content-Type": "text/plain", "grpc-status": "16"}
+    _, channel = start(lambda h: h.reply([b"Jwt is expired\x00\r\n"], status=401, headers=headers))
+    error = rpc_error(unary, channel)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == "Jwt is expired"
 
 
 @pytest.fixture(scope="module")
@@ -312,12 +416,20 @@ def test_tls_with_the_ca_bundle_succeeds(start, certificates):
     assert len(server.requests) == 1
 
 
-def test_tls_without_the_ca_bundle_is_unavailable(start, certificates):
+def test_tls_without_the_ca_bundle_fails_at_once_and_says_how_to_trust(start, certificates):
     server, channel = start(lambda h: h.reply([encode_message(b"secure"), OK]), tls=certificates[1])
-    error = rpc_error(unary, channel)
-    assert error.code() == grpc.StatusCode.UNAVAILABLE
-    assert "TLS" in error.details() and "certificate" in error.details().lower()
+    message = unreachable(unary, channel)
+    assert f"The TLS certificate of https://127.0.0.1:{server.server_port} failed verification" in message
+    assert "CERTIFICATE_VERIFY_FAILED" in message and "ca_certs=" in message
     assert server.requests == []
+
+
+def test_an_untrusted_certificate_is_not_retried_after_contact_either():
+    from pyspark_web.transport import TransportError, _certificate_failure
+
+    assert _certificate_failure(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    assert not _certificate_failure(ssl.SSLError(1, "wrong version number"))
+    assert TransportError("untrusted", "x").kind == "untrusted"
 
 
 # --- reattach over grpc-web ---------------------------------------------------------------
@@ -376,3 +488,79 @@ def test_a_second_message_in_a_unary_response_fails_at_once(start):
     assert time.monotonic() - began < WAIT / 2
     assert error.value.code() == grpc.StatusCode.INTERNAL
     assert "expected one response message, got more than one" in error.value.details()
+
+
+# --- a whole session's first contact ------------------------------------------------------
+
+SESSION = """
+import sys, time
+from pyspark.sql import SparkSession
+began = time.monotonic()
+try:
+    SparkSession.builder.remote(sys.argv[1]).getOrCreate().range(1).collect()
+    print("no error")
+except Exception as error:
+    print(f"{type(error).__name__} after {time.monotonic() - began:.1f} s: {error}")
+"""
+
+
+def first_contact(url):
+    """A real PySpark session against url in a child process: its one line of outcome, and
+    how long the process took including its exit (a retry thread would hold it)."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", SESSION, url], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip(), time.monotonic() - began
+
+
+def test_a_session_whose_server_refuses_fails_within_seconds_and_exits():
+    port = free_port()
+    outcome, took = first_contact(f"http://127.0.0.1:{port}")
+    assert outcome.startswith("ServerUnreachableError after ")
+    assert float(outcome.split()[2]) < 10
+    assert f"http://127.0.0.1:{port}" in outcome and "Connection refused" in outcome
+    assert took < 30
+
+
+def test_a_session_with_an_untrusted_certificate_fails_within_seconds_and_exits(start, certificates):
+    server, _ = start(lambda h: h.reply([encode_message(b"secure"), OK]), tls=certificates[1])
+    outcome, took = first_contact(f"https://127.0.0.1:{server.server_port}")
+    assert outcome.startswith("ServerUnreachableError after ")
+    assert float(outcome.split()[2]) < 10
+    assert "CERTIFICATE_VERIFY_FAILED" in outcome
+    assert took < 30
+    assert server.requests == []
+
+
+def test_a_session_whose_server_never_accepts_fails_within_ten_seconds():
+    """A listener whose backlog is full drops the SYN, as a firewall that drops packets
+    would: the default connect timeout ends the first contact."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    waiting = []
+    try:
+        for _ in range(4):  # more than the backlog holds; none is accepted
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            waiting.append(client)
+        outcome, took = first_contact(f"http://127.0.0.1:{port}")
+    finally:
+        for client in waiting:
+            client.close()
+        listener.close()
+    assert outcome.startswith("ServerUnreachableError after ")
+    assert float(outcome.split()[2]) < 10
+    assert "timed out" in outcome
+    assert took < 30

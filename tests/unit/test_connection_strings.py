@@ -4,6 +4,7 @@ Nothing here opens a socket: building a GrpcWebChannel only sets up a connection
 """
 
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -163,8 +164,44 @@ def test_parameters_that_cannot_be_headers_are_refused(param):
     invalid_url(f"http://spark.example/;{param}", f"Parameter '{name}' cannot be sent", build=True)
 
 
-def test_header_value_with_line_break_is_refused():
-    invalid_url("http://spark.example/;x-a=1%0d%0aInjected:%20yes", "line break", build=True)
+SECRET = "s3cretVALUE"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"{SECRET}%0d%0aInjected:%20yes",  # a second header
+        f"{SECRET}%0d%0a%09folded",  # folded into the previous one
+        f"{SECRET}%0a",
+        f"{SECRET}%00",
+        f"{SECRET}%7f",
+        f"{SECRET}%C3%A9",  # not Latin-1 in http.client, not a ByteString in fetch
+        f"%20{SECRET}",
+        f"{SECRET}%09",
+    ],
+)
+def test_header_values_that_are_not_field_values_are_refused_unquoted(value):
+    error = invalid_url(f"http://spark.example/;x-a={value}", "cannot be sent as an HTTP header", build=True)
+    assert SECRET not in str(error)
+
+
+@pytest.mark.parametrize("value", ["a b", "a\tb", "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", ""])
+def test_header_values_with_inner_spaces_and_visible_ascii_are_sent(value):
+    assert sent_headers(f"http://spark.example/;x-a={quote(value, safe='')}")["x-a"] == value
+
+
+@pytest.mark.parametrize(
+    "token",
+    [f"{SECRET}%0d%0aX-Evil:%201", f"{SECRET}%20x", f"{SECRET}%00", f"{SECRET}%C3%A9", f"%3D{SECRET}", f"{SECRET}%3Dx", "%20"],
+)
+def test_tokens_that_are_not_bearer_tokens_are_refused_unquoted(token):
+    error = invalid_url(f"http://127.0.0.1:8081/;token={token}", "not a bearer token", build=True)
+    assert SECRET not in str(error)
+
+
+@pytest.mark.parametrize("token", ["abc", "a-b.c_d~e+f/g", "YWJj==", "eyJhbGciOi.eyJzdWIi.c2ln"])
+def test_bearer_tokens_are_sent(token):
+    assert sent_headers(f"http://127.0.0.1:8081/;token={quote(token, safe='')}")["authorization"] == f"Bearer {token}"
 
 
 # --- malformed URLs -------------------------------------------------------------------
@@ -184,10 +221,52 @@ def test_header_value_with_line_break_is_refused():
         ("sc://:8081/;transport=grpcweb", "Hostname is missing"),
         ("http://:8081", "Hostname is missing"),
         ("sc://spark.example/;novalue", "'key=value'"),
+        ("sc://spark.example:0/;transport=grpcweb", "port in 'spark.example:0' is not a number between 1 and 65535"),
+        ("http://spark.example:0", "port in 'spark.example:0' is not a number between 1 and 65535"),
+        ("sc://spark.example:0", "not a number between 1 and 65535"),
     ],
 )
 def test_malformed_urls_are_refused(url, match):
     invalid_url(url, match)
+
+
+@pytest.mark.parametrize(
+    "url, match",
+    [
+        # urllib reads the rest as a query or a fragment: the parameters would be dropped
+        # and the http:// form would fall back to native gRPC.
+        (f"http://127.0.0.1:8081?token={SECRET}", "contains '?' or '#'"),
+        (f"http://127.0.0.1:8081/?token={SECRET}", "contains '?' or '#'"),
+        ("http://127.0.0.1:8081#frag", "contains '?' or '#'"),
+        (f"sc://127.0.0.1:8081/;transport=grpcweb;token={SECRET}#x", "contains '?' or '#'"),
+        # The parameters would become part of the port.
+        (f"sc://h:8081;token={SECRET}", "must follow a '/' after the host"),
+        (f"http://h:8081;token={SECRET}", "must follow a '/' after the host"),
+        (f"sc://h;token={SECRET}", "must follow a '/' after the host"),
+        # Credentials before the host are never sent.
+        (f"http://user:{SECRET}@spark.example", "credentials before the host"),
+        (f"sc://user:{SECRET}@spark.example/;transport=grpcweb", "credentials before the host"),
+        (f"https://{SECRET}@spark.example", "credentials before the host"),
+    ],
+)
+def test_urls_that_would_silently_mean_something_else_are_refused(url, match):
+    error = invalid_url(url, match)
+    assert SECRET not in str(error)
+
+
+@pytest.mark.parametrize(
+    "url, match",
+    [
+        (f"sc://:8081/;transport=grpcweb;token={SECRET}", "'sc://:8081/;transport=...;token=...'"),
+        (f"sc://spark.example/;token={SECRET}=", "Parameter 'token' should be"),
+        (f"sc://spark.example/;token={SECRET}==", "%3D"),
+        (f"sc://spark.example/;x=1;{SECRET}", "Parameter number 2 should be"),
+        (f"sc://spark.example/;token={SECRET}/x", "contains '/'. Please write it as %2F"),
+    ],
+)
+def test_url_errors_leave_parameter_values_out(url, match):
+    error = invalid_url(url, match)
+    assert SECRET not in str(error)
 
 
 def test_unknown_transport_lists_the_installed_ones():
