@@ -46,6 +46,33 @@ def test_connect_forms(selenium_jspi, url):
 
 
 @run_in_pyodide(packages=["pyspark-web"])
+def first_contact(selenium, url):
+    import time
+
+    from pyspark.sql import SparkSession
+
+    began = time.monotonic()
+    try:
+        SparkSession.builder.remote(url).getOrCreate().range(1).collect()
+        return ["no error", 0.0, ""]
+    except Exception as error:
+        return [type(error).__name__, time.monotonic() - began, str(error)]
+
+
+def test_a_first_contact_that_cannot_connect_fails_within_seconds(selenium_jspi):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kind, seconds, message = first_contact(selenium_jspi, f"http://127.0.0.1:{port}")
+    assert kind == "ServerUnreachableError", message
+    assert seconds < 10
+    assert f"Cannot reach the Spark Connect server at http://127.0.0.1:{port}" in message
+    assert "CORS policy allows this page's origin" in message
+
+
+@run_in_pyodide(packages=["pyspark-web"])
 def collect_range(selenium, url, n):
     import time
 
