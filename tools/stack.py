@@ -9,9 +9,11 @@
 ``./build.sh up|status|down`` call this with the paths of its virtualenvs; ``python``
 tells build.sh which interpreter to make the stack's venv from (``up --python X.Y``).
 Every process is started in a session of its own and recorded in
-``build/run/<part>.pid``; ``down`` stops exactly those process groups, after checking that
-each PID still runs the command that was started. Logs, the rendered Envoy config, the
-Spark warehouse and the Hive (Derby) metastore all live under ``build/run/``.
+``build/run/<part>.pid`` with its start time; ``down`` stops exactly those process groups,
+after checking that each PID is still the process that was started (same start time, and
+its command line names what was started), so a PID the system has handed to another
+process since is never reported or stopped. Logs, the rendered Envoy config, the Spark
+warehouse and the Hive (Derby) metastore all live under ``build/run/``.
 """
 
 import argparse
@@ -74,43 +76,94 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def parse_stat(text: str) -> tuple[str, int, int]:
+    """(state, process group, start time) from the text of /proc/PID/stat.
+
+    Field 2, the command name, is in parentheses and may itself contain spaces and
+    parentheses (a program may call itself "x) (y z"), so the fields after it are counted
+    from the last ')'. Start time is field 22: clock ticks after boot.
+    """
+    fields = text.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def stat(pid: int) -> tuple[str, int, int] | None:
+    try:
+        return parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks after boot); with the PID, it names one
+    process for the life of the machine, where the PID alone is reused."""
+    fields = stat(pid)
+    return fields[2] if fields else None
+
+
+def check_pid(paths: Paths, part: str) -> tuple[int | None, str | None]:
+    """(PID, None) when the recorded process of a part still runs; else (None, why not),
+    the reason only where the user should hear it.
+
+    Ours means: the PID is alive, its start time is the recorded one, and its command line
+    (never an empty one: kernel threads have none) names what was started. A record
+    without a start time, from before they were kept, proves nothing and is not trusted.
+    """
+    pid_file = paths.pid_file(part)
+    try:
+        record = json.loads(pid_file.read_text())
+        pid = int(record["pid"])
+        marker = str(record["marker"])
+    except FileNotFoundError:
+        return None, None
+    except (ValueError, KeyError, TypeError):
+        return None, f"{pid_file} is not a PID record; not stopping anything it names"
+    if pid <= 1 or not alive(pid):
+        return None, None
+    recorded = record.get("start_time")
+    if not isinstance(recorded, int):
+        return None, (
+            f"{pid_file} predates start-time tracking; not stopping or reporting PID {pid}, "
+            f"which may be another process by now (if `ps -o pid,lstart,args -p {pid}` shows "
+            f"this stack's {part}, stop it with `kill -TERM -{pid}`)"
+        )
+    if start_time(pid) != recorded:
+        return None, None  # the PID was handed to another process since
+    # The start time settles whose PID it is; the command line is a second guard. It reads
+    # empty for a kernel thread, always, and for an instant while a process execs (the
+    # spark-submit script execs java): an empty one is read again, never taken as a match.
+    for _ in range(10):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return None, None
+        if cmdline:
+            break
+        time.sleep(0.05)
+    if not marker or marker not in cmdline:
+        return None, None
+    return pid, None
+
+
 def read_pid(paths: Paths, part: str) -> int | None:
     """The recorded PID of a part, if that process still runs what we started."""
-    try:
-        record = json.loads(paths.pid_file(part).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    pid = record["pid"]
-    if not alive(pid):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return None
-    # A recycled PID runs something else: then it is not ours to report or stop. (The
-    # command line reads empty for an instant while spark-submit execs java.)
-    return pid if not cmdline or record["marker"] in cmdline else None
+    return check_pid(paths, part)[0]
 
 
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def group_members(pgid: int) -> list[int]:
+    """The living processes of a process group (a zombie has exited already)."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
+        fields = stat(int(entry.name))
+        if fields and fields[1] == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
 
@@ -140,11 +193,16 @@ def start(paths: Paths, part: str, command: list[str], marker: str, env=None) ->
         # runs java under a shell script), and nothing is tied to this terminal.
         start_new_session=True,
     )
-    paths.pid_file(part).write_text(json.dumps({"pid": process.pid, "marker": marker}))
+    # Popen returns once the command runs (exec succeeded), and exec keeps the start time.
+    record = {"pid": process.pid, "marker": marker, "start_time": start_time(process.pid)}
+    paths.pid_file(part).write_text(json.dumps(record))
     return process.pid
 
 
 def stop(paths: Paths, part: str) -> bool:
+    """Stop a part's process group if the recorded process is still ours. Any other
+    record (stale, or not to be trusted: see check_pid) is dropped, and nothing is
+    signalled."""
     pid = read_pid(paths, part)
     paths_pid = paths.pid_file(part)
     if pid is None:
@@ -471,7 +529,10 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
     began = time.monotonic()
     upstream = parse_upstream(upstream_arg) if upstream_arg else None
     recorded = upstream_of(paths)
-    spark_pid, envoy_pid = read_pid(paths, "spark"), read_pid(paths, "envoy")
+    (spark_pid, spark_note), (envoy_pid, envoy_note) = check_pid(paths, "spark"), check_pid(paths, "envoy")
+    for part, note in (("spark", spark_note), ("envoy", envoy_note)):
+        if note:
+            print(f"==> {part}: {note}", file=sys.stderr)
     if (spark_pid or envoy_pid) and recorded != upstream:
         raise StackError(
             "the stack is already up with another upstream; run ./build.sh down first"
@@ -532,11 +593,13 @@ def cmd_status(paths: Paths) -> int:
     healthy = True
     rows = []
     if upstream is None:
-        pid = read_pid(paths, "spark")
+        pid, note = check_pid(paths, "spark")
         listening = port_open(HOST, SPARK_PORT)
         healthy &= bool(pid) and listening
         state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
         rows.append(f"  spark   {state}; {HOST}:{SPARK_PORT} {'listening' if listening else 'closed'}")
+        if note:
+            rows.append(f"          {note}")
         workers = running_python(paths)
         if workers:
             # Ask the interpreter itself: the version it reports is what UDFs must match.
@@ -549,11 +612,13 @@ def cmd_status(paths: Paths) -> int:
         reachable = port_open(*upstream, timeout=2)
         healthy &= reachable
         rows.append(f"  spark   external {upstream[0]}:{upstream[1]} {'reachable' if reachable else 'UNREACHABLE'}")
-    pid = read_pid(paths, "envoy")
+    pid, note = check_pid(paths, "envoy")
     ready = envoy_ready()
     healthy &= bool(pid) and ready
     state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
     rows.append(f"  envoy   {state}; admin {'ready' if ready else 'not ready'}")
+    if note:
+        rows.append(f"          {note}")
     status, message = grpc_web_probe() if pid else (None, "Envoy is not running")
     through = status is not None and status != "14"
     healthy &= through
@@ -569,8 +634,11 @@ def cmd_status(paths: Paths) -> int:
 
 def cmd_down(paths: Paths) -> int:
     for part in ("envoy", "spark"):
+        note = check_pid(paths, part)[1]
+        if note:
+            print(f"==> {part}: {note}", file=sys.stderr)
         stopped = stop(paths, part)
-        print(f"==> {part}: {'stopped' if stopped else 'not running'}", file=sys.stderr)
+        print(f"==> {part}: {'stopped' if stopped else 'left alone' if note else 'not running'}", file=sys.stderr)
     (paths.run / "upstream.json").unlink(missing_ok=True)
     (paths.run / "python.json").unlink(missing_ok=True)
     return 0

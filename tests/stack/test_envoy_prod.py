@@ -1,15 +1,21 @@
 """deploy/envoy.prod.yaml, run against a generated certificate, keys and JWKS."""
 
+import concurrent.futures
 import http.client
+import select
+import socket
 import ssl
 import subprocess
+import time
 
 import pytest
+import yaml
 
 import pyspark.sql.connect.proto as pb2
 
 from conftest import ALLOWED_ORIGIN, ENVOY, PROD_PORTS, preflight, render_prod_config, server_version_pinned, upstream_requests
 from grpcweb import call, spark_version_request
+from helpers import ROOT
 
 GRPC_WEB = PROD_PORTS["grpc_web"]
 
@@ -49,6 +55,41 @@ def test_bad_tokens_get_401_unauthenticated(prod_envoy, tokens, case):
     assert reply.http_status == 401
     assert reply.grpc_status == 16
     assert not reply.messages
+
+
+# What each bad token gets wrong, in the words jwt_authn uses for it. The client shows
+# grpc-message as the error's details; before, Envoy's reason reached only a text/plain
+# body, and clients said `UNAUTHENTICATED details = ""`.
+REASONS = {
+    "missing": "missing",
+    "malformed": "not in the form",
+    "expired": "expired",
+    "wrong-audience": "audience",
+    "wrong-issuer": "issuer",
+    "wrongly-signed": "verification",
+}
+
+
+@pytest.mark.parametrize("case", BAD_TOKENS)
+def test_bad_tokens_say_why_in_grpc_message(prod_envoy, tokens, case):
+    value = BAD_TOKENS[case](tokens)
+    headers = {"origin": ALLOWED_ORIGIN, **({"authorization": value} if value else {})}
+    reply = call(GRPC_WEB, "AnalyzePlan", spark_version_request(), headers=headers, tls_ca=prod_envoy)
+    assert reply.http_status == 401 and reply.grpc_status == 16
+    raw = reply.headers.get("grpc-message", "")
+    # A valid grpc-message as sent: printable ASCII, and no '%' that a client would take
+    # for the start of a percent-encoded byte.
+    assert raw and all(0x20 <= ord(c) <= 0x7E for c in raw) and "%" not in raw, repr(raw)
+    # Envoy writes its reason with underscores for spaces (jwt_authn_access_denied{Jwt_is_expired}).
+    reason = reply.grpc_message.replace("_", " ").lower()
+    assert REASONS[case] in reason, reply.grpc_message
+    for other, word in REASONS.items():
+        if word not in REASONS[case]:
+            assert word not in reason, f"{case}: {reply.grpc_message!r} also reads as {other}"
+    # A browser may read it: CORS exposes grpc-status and grpc-message on the 401 too.
+    assert reply.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    exposed = {h.strip().lower() for h in reply.headers["access-control-expose-headers"].split(",")}
+    assert {"grpc-status", "grpc-message"} <= exposed
 
 
 def test_preflight_passes_without_a_token_for_allowed_origin(prod_envoy):
@@ -102,3 +143,114 @@ def test_spark_port_is_not_routed(prod_envoy, tokens):
     headers = {k.lower(): v for k, v in response.getheaders()}
     connection.close()
     assert response.status == 404 or headers.get("grpc-status") == "12"
+
+
+# ---------------------------------------------------------------- slow clients (issue 11)
+#
+# A client that holds a connection without ever finishing its request ties up Envoy's
+# connections (and, at scale, its file descriptors) at no cost to itself. Both listeners
+# bound both halves: the TLS handshake and the request headers. Each test probes the two
+# listeners at once, so that it takes one timeout, not two.
+
+SLOW_CLIENT_BOUND = 15.0  # s: the 10 s of the prod config, and slack for a busy machine
+LISTENERS = ("grpc_web", "static")
+
+
+def seconds_until_closed(sock, drip=None, received=None, bound=SLOW_CLIENT_BOUND):
+    """Seconds until the peer closes the non-blocking sock, sending drip() once a second
+    meanwhile and adding what the peer sends to received; None while it is still open
+    after `bound` seconds."""
+    started = time.monotonic()
+    next_drip = started
+    while (now := time.monotonic()) - started < bound:
+        if drip and now >= next_drip:
+            try:
+                sock.sendall(drip())
+            except OSError:  # reset or closed by the peer
+                return time.monotonic() - started
+            next_drip += 1.0
+        wait = min(next_drip - now, 0.25) if drip else 0.25
+        readable, _, _ = select.select([sock], [], [], max(0.0, wait))
+        while readable:  # until drained: TLS may hold decrypted bytes select cannot see
+            try:
+                data = sock.recv(4096)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                break
+            except OSError:
+                return time.monotonic() - started
+            if not data:
+                return time.monotonic() - started
+            if received is not None:
+                received.extend(data)
+    return None
+
+
+def on_each_listener(probe):
+    """{listener: probe(port)}, the probes running at the same time."""
+    with concurrent.futures.ThreadPoolExecutor(len(LISTENERS)) as pool:
+        futures = {name: pool.submit(probe, PROD_PORTS[name]) for name in LISTENERS}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_slow_request_headers_are_cut_off(prod_envoy):
+    """TLS, then a request line and headers at one byte a second: Envoy answers 408 and
+    closes once request_headers_timeout has passed, instead of waiting for ever."""
+    context = ssl.create_default_context(cafile=str(prod_envoy))
+    context.set_alpn_protocols(["http/1.1"])
+
+    def probe(port):
+        request = iter(b"POST /spark.connect.SparkConnectService/AnalyzePlan HTTP/1.1\r\n"
+                       b"host: 127.0.0.1\r\nx-slow: " + b"a" * 1000)
+        received = bytearray()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.setblocking(False)
+                seconds = seconds_until_closed(tls, drip=lambda: bytes([next(request)]), received=received)
+        return seconds, bytes(received)
+
+    results = on_each_listener(probe)
+    held = [listener for listener, (seconds, _) in results.items() if seconds is None]
+    assert not held, f"a slow client still held its connection after {SLOW_CLIENT_BOUND:.0f} s on {held}"
+    for listener, (seconds, received) in results.items():
+        assert seconds > 5, f"{listener}: closed after {seconds:.1f} s, sooner than any slow-header timeout"
+        assert received.startswith(b"HTTP/1.1 408"), f"{listener}: {received[:200]!r}"
+
+
+def test_unfinished_tls_handshake_is_cut_off(prod_envoy):
+    """A TCP connection that never sends its TLS ClientHello is closed after
+    transport_socket_connect_timeout."""
+    def probe(port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.setblocking(False)
+            return seconds_until_closed(raw)
+
+    results = on_each_listener(probe)
+    held = [listener for listener, seconds in results.items() if seconds is None]
+    assert not held, f"a silent TCP client still held its connection after {SLOW_CLIENT_BOUND:.0f} s on {held}"
+    for listener, seconds in results.items():
+        assert seconds > 5, f"{listener}: closed after {seconds:.1f} s, sooner than any handshake timeout"
+
+
+def seconds_of(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for unit in ("ms", "s", "m", "h"):
+        if duration.endswith(unit):
+            return float(duration[: -len(unit)]) * units[unit]
+    raise ValueError(duration)
+
+
+def test_timeouts_bound_slow_clients_but_not_long_queries():
+    """The trade-off of deploy/envoy.prod.yaml, kept: slow clients are cut off within
+    seconds, while a grpc-web stream may stay quiet far longer than Spark leaves a healthy
+    one quiet (progress every 2 s while a job runs; a reattachable stream ends after 2 min)."""
+    config = yaml.safe_load((ROOT / "deploy/envoy.prod.yaml").read_text())
+    managers = {}
+    for listener in config["static_resources"]["listeners"]:
+        [chain] = listener["filter_chains"]
+        assert 0 < seconds_of(chain["transport_socket_connect_timeout"]) <= 10, listener["name"]
+        managers[listener["name"]] = manager = chain["filters"][0]["typed_config"]
+        assert 0 < seconds_of(manager["request_headers_timeout"]) <= 10, listener["name"]
+    grpc_web = managers["grpc_web"]
+    assert seconds_of(grpc_web["stream_idle_timeout"]) >= 300
+    [route] = grpc_web["route_config"]["virtual_hosts"][0]["routes"]
+    assert seconds_of(route["route"]["timeout"]) == 0  # whole queries are never timed out

@@ -13,6 +13,9 @@ def test_requests_without_a_bearer_token_get_401(prod_envoy_lua_gate, value):
                  tls_ca=prod_envoy_lua_gate)
     assert reply.http_status == 401
     assert reply.grpc_status == 16
+    # The reason reaches the client as grpc-message (the mapper of jwt_authn's replies
+    # must not replace the gate's own).
+    assert reply.grpc_message == "missing bearer token"
 
 
 def test_any_bearer_token_passes(prod_envoy_lua_gate):

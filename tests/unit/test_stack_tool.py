@@ -1,8 +1,14 @@
-"""tools/stack.py without starting anything: commands, config rendering, arguments."""
+"""tools/stack.py without the stack: commands, config rendering, arguments, whose PIDs are whose."""
 
 import importlib.util
 import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -135,3 +141,128 @@ def test_find_pythons_reads_pyenv(tmp_path, monkeypatch):
     assert default == here and found[here] == sys.executable  # python3 wins for its version
     assert found["3.12"] == str(tmp_path / "3.12.1/bin/python3.12")
     assert all(not path.endswith("-config") for path in found.values())
+
+
+# ---------------------------------------------------------------- whose PID is it (issue 11, finding 14)
+#
+# A PID alone names a process only while it lives: once it exits the number is handed out
+# again. `down` kills process groups and `status` reports them, so the stack must
+# recognise its own processes by PID *and* start time, never by a substring of a command
+# line (an empty one, a kernel thread's, matched everything).
+
+
+def stat_start_time(pid):
+    """Field 22 of /proc/PID/stat, read here independently of tools/stack.py."""
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+
+
+@pytest.fixture
+def sleeper():
+    """A `sleep` in a session of its own (so a wrong killpg could not reach pytest)."""
+    processes = []
+
+    def spawn(command=("sleep", "120")):
+        process = subprocess.Popen(list(command), start_new_session=True)
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def record(paths, part, **fields):
+    paths.pid_file(part).write_text(json.dumps(fields))
+
+
+def test_recorded_pid_with_another_start_time_is_not_ours_and_not_killed(paths, sleeper):
+    # As after a reboot or a long uptime: the recorded PID now belongs to another process
+    # that happens to match the marker.
+    process = sleeper()
+    record(paths, "spark", pid=process.pid, marker="sleep", start_time=stat_start_time(process.pid) + 1)
+    assert stack.read_pid(paths, "spark") is None
+    assert stack.stop(paths, "spark") is False
+    time.sleep(0.3)
+    assert process.poll() is None, "down killed a process the stack did not start"
+
+
+def test_pid_file_without_start_time_is_not_trusted(paths, sleeper, capsys):
+    # Written by tools/stack.py before start times were recorded: nothing proves the PID
+    # is still ours, so down leaves it and says so.
+    process = sleeper()
+    record(paths, "envoy", pid=process.pid, marker="sleep")
+    assert stack.read_pid(paths, "envoy") is None
+    assert stack.cmd_down(paths) == 0
+    time.sleep(0.3)
+    assert process.poll() is None, "down killed a process the stack did not start"
+    err = capsys.readouterr().err
+    assert "predates start-time tracking" in err and f"not stopping or reporting PID {process.pid}" in err
+    assert "envoy: left alone" in err
+
+
+def kernel_thread():
+    """A live PID with an empty command line: kthreadd (PID 2) on most Linux machines."""
+    candidates = ["2"] + sorted((p.name for p in Path("/proc").iterdir() if p.name.isdigit()), key=int)
+    for pid in candidates:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == b"" and stat_start_time(pid) is not None:
+                state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    return int(pid)
+        except OSError:
+            continue
+    pytest.skip("no process with an empty command line is visible here")
+
+
+def test_empty_command_line_is_never_ours(paths, monkeypatch, capsys):
+    # `status` once called kthreadd "envoy": its command line is empty, and an empty one
+    # was accepted. Even with its true start time on record, it is not ours.
+    pid = kernel_thread()
+    for fields in ({"marker": "envoy"}, {"marker": "envoy", "start_time": stat_start_time(pid)}):
+        record(paths, "envoy", pid=pid, **fields)
+        assert stack.read_pid(paths, "envoy") is None
+    # And status says so (no network: the dev stack may or may not run on this machine).
+    monkeypatch.setattr(stack, "envoy_ready", lambda: False)
+    monkeypatch.setattr(stack, "port_open", lambda *args, **kwargs: False)
+    (paths.run / "upstream.json").write_text(json.dumps(["spark.internal", 15002]))
+    assert stack.cmd_status(paths) == 3
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("envoy")]
+    assert "stopped" in row and f"pid {pid}" not in row
+
+
+def test_what_the_stack_starts_is_recognised_and_stopped(paths):
+    pid = stack.start(paths, "spark", ["sleep", "120"], "sleep")
+    try:
+        saved = json.loads(paths.pid_file("spark").read_text())
+        assert saved["pid"] == pid and saved["start_time"] == stat_start_time(pid)
+        assert stack.read_pid(paths, "spark") == pid
+        assert stack.stop(paths, "spark") is True
+        assert not stack.alive(pid)
+        assert not paths.pid_file("spark").exists()
+    finally:
+        if stack.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this process: reap it
+
+
+def test_a_process_named_with_spaces_and_parentheses_is_still_recognised(paths, tmp_path):
+    # The command name (field 2 of /proc/PID/stat) is in parentheses and may hold spaces
+    # and parentheses itself; the fields after it are found from the last ')'.
+    odd = tmp_path / "x) (y z"
+    shutil.copy("/bin/sleep", odd)
+    pid = stack.start(paths, "envoy", [str(odd), "120"], str(odd))
+    try:
+        assert Path(f"/proc/{pid}/stat").read_text().startswith(f"{pid} (x) (y z) ")
+        assert stack.read_pid(paths, "envoy") == pid
+        assert stack.stop(paths, "envoy") is True
+    finally:
+        if stack.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this process: reap it
+
+
+def test_start_time_parses_a_hostile_command_name():
+    line = "4242 (a) 1 2 (b) ) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3\n"
+    assert stack.parse_stat(line) == ("S", 4242, 987654)
