@@ -92,6 +92,25 @@ def test_bad_tokens_say_why_in_grpc_message(prod_envoy, tokens, case):
     assert {"grpc-status", "grpc-message"} <= exposed
 
 
+@pytest.mark.parametrize("case", BAD_TOKENS)
+def test_the_reason_reaches_the_pyspark_exception(prod_envoy, tokens, case):
+    """What a user sees: pyspark-web's client, upstream's error handling, Envoy's reason."""
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    from pyspark.sql.connect.client import SparkConnectClient
+    from pyspark_web.builder import GrpcWebChannelBuilder
+
+    value = BAD_TOKENS[case](tokens)
+    token = f";token={value.split(' ', 1)[1]}" if value else ""
+    client = SparkConnectClient(GrpcWebChannelBuilder(f"https://127.0.0.1:{GRPC_WEB}/{token}", ca_certs=str(prod_envoy)))
+    try:
+        with pytest.raises(SparkConnectGrpcException) as info:
+            client.get_configs("spark.sql.session.timeZone")
+    finally:
+        client.close()
+    assert info.value.getGrpcStatusCode().name == "UNAUTHENTICATED"
+    assert REASONS[case] in str(info.value).replace("_", " ").lower(), str(info.value)
+
+
 def test_preflight_passes_without_a_token_for_allowed_origin(prod_envoy):
     status, headers = preflight(prod_envoy, ALLOWED_ORIGIN)
     assert status == 200
