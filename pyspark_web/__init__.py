@@ -12,7 +12,7 @@ __version__ = "4.2.0.post1"
 # The upstream pyspark-client release this distribution is built from.
 UPSTREAM_VERSION = "4.2.0"
 
-__all__ = ["GrpcWebChannelBuilder", "__version__"]
+__all__ = ["GrpcWebChannelBuilder", "ServerUnreachableError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -21,4 +21,8 @@ def __getattr__(name: str):
         from pyspark_web.builder import GrpcWebChannelBuilder
 
         return GrpcWebChannelBuilder
+    if name == "ServerUnreachableError":
+        from pyspark_web.channel import ServerUnreachableError
+
+        return ServerUnreachableError
     raise AttributeError(f"module 'pyspark_web' has no attribute {name!r}")

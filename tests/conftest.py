@@ -10,11 +10,17 @@ import yaml
 from helpers import BUILD_SH, DIST, ROOT
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     for item in items:
         folder = Path(str(item.fspath)).parent.name
         if folder in ("unit", "browser", "stack", "differential"):
             item.add_marker(getattr(pytest.mark, folder))
+    # Long fuzz runs take minutes: they run only when asked for by name (-m fuzz_long).
+    if "fuzz_long" not in (config.getoption("markexpr") or ""):
+        long_runs = [item for item in items if item.get_closest_marker("fuzz_long")]
+        if long_runs:
+            config.hook.pytest_deselected(items=long_runs)
+            items[:] = [item for item in items if not item.get_closest_marker("fuzz_long")]
 
 
 @pytest.fixture(scope="session")
