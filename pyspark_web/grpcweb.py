@@ -8,6 +8,10 @@ HTTP/1-style header lines; bit 0x01 marks a compressed payload.
 ``FrameDecoder`` is fed bytes as they arrive (any split, down to one byte at a time) and
 returns complete events; it never trusts a length beyond ``max_frame_size`` and reports a
 frame cut short at the end of the body. Only the standard library is used here.
+
+Whatever the peer sends, the decoding functions here (``FrameDecoder.feed`` and ``close``,
+``parse_trailer_block``, ``normalize_metadata``, ``status_from_metadata``) raise no error
+but ``ProtocolError``; tests/unit/test_fuzz_inputs.py holds them to it.
 """
 
 import base64
