@@ -169,9 +169,8 @@ class _Call:
             # from a proxy, perhaps a short text body that says why.
             if status != grpcweb.OK and not message and content_type.startswith("text/plain"):
                 message = _printable(response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace"), EXCERPT_BYTES)
-                self._finish(response, reuse=False)
-            else:
-                self._finish(response, reuse=True)
+            # A body left unread would be taken for the next response on this connection.
+            self._finish(response, reuse=response.headers.get("content-length") == "0")
             self._contact(status, message)
             if status != grpcweb.OK:
                 raise self._error(_status(status), message, self._initial)

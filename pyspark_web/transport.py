@@ -160,8 +160,13 @@ class Response:
             return b""
 
     def close(self, reuse: bool) -> None:
-        """Give the connection back to the pool (body fully read) or drop it."""
+        """Give the connection back to the pool (only when the body has been read to its
+        end, or is empty) or drop it."""
         if reuse:
+            # Read what is left (nothing, or a chunked body's last chunk) so that the
+            # response counts as done: a connection whose last response is not done fails
+            # its next request (http.client's ResponseNotReady).
+            self._raw.drain_conn()
             self._raw.release_conn()
         else:
             self._raw.close()

@@ -199,6 +199,25 @@ def test_trailers_only_error(start):
     assert error.details() == "no way"
 
 
+@pytest.mark.parametrize("body", [b"Jwt is expired", b""], ids=["with-body", "empty"])
+def test_a_trailers_only_reply_leaves_the_connection_clean(start, body):
+    """A proxy's refusal may carry a body next to its grpc-status: the next call on the
+    channel must not read it as its response."""
+    headers = {"Content-Type": "text/plain", "grpc-status": "16", "grpc-message": "expired"}
+
+    def script(handler):
+        if len(handler.server.requests) == 1:
+            handler.reply([body], status=401, headers=headers)
+        else:
+            handler.reply([encode_message(b"pong"), OK])
+
+    server, channel = start(script)
+    assert rpc_error(unary, channel).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert unary(channel) == b"pong"
+    # An empty body lets the connection be reused; a body makes the channel drop it.
+    assert len({request[3] for request in server.requests}) == (2 if body else 1)
+
+
 def test_trailers_only_ok_is_an_empty_stream(start):
     headers = {"Content-Type": GRPC_WEB, "grpc-status": "0"}
     _, channel = start(lambda h: h.reply([], headers=headers))

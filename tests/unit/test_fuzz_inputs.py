@@ -144,6 +144,9 @@ class _Raw:
     def read(self, n: int = -1) -> bytes:
         return self._body.read(min(n, self._piece) if n and n > 0 else self._piece)
 
+    def drain_conn(self) -> None:
+        self._body.read()
+
     def release_conn(self) -> None:
         pass
 
