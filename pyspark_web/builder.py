@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Tuple
 from pyspark.errors import PySparkRuntimeError, PySparkValueError
 from pyspark.sql.connect.client.core import ChannelBuilder, DefaultChannelBuilder
 
-from pyspark_web import __version__
+from pyspark_web import __version__, notebook
 from pyspark_web.channel import GrpcWebChannel
 from pyspark_web.transport import DEFAULT_CONNECT_TIMEOUT, Transport, blocking_mode, no_blocking_mode_message
 
@@ -107,6 +107,8 @@ def create_channel(
             "loopback hosts (localhost, 127.0.0.1, ::1)."
         )
     scheme = "https" if builder.use_ssl else "http"
+    # Inside IPython (JupyterLite's kernel, Jupyter): progress bars, Stop, readable errors.
+    notebook.install()
     return GrpcWebChannel(
         f"{scheme}://{builder.endpoint}",
         headers=request_headers(builder),
