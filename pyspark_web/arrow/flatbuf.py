@@ -11,30 +11,49 @@ object out after the one that refers to it, so that every offset points forward.
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 
 class FlatbufferError(Exception):
     """Malformed IPC metadata."""
 
 
+_I32, _U16, _U32 = struct.Struct("<i"), struct.Struct("<H"), struct.Struct("<I")
+_LAYOUTS: Dict[str, struct.Struct] = {}
+
+
+def _layout(fmt: str) -> struct.Struct:
+    layout = _LAYOUTS.get(fmt)
+    if layout is None:
+        layout = _LAYOUTS[fmt] = struct.Struct("<" + fmt)
+    return layout
+
+
 class Reader:
-    """A table at ``pos`` in ``buf``."""
+    """A table at ``pos`` in ``buf``.
 
-    __slots__ = ("buf", "pos", "_vtable", "_vtable_size")
+    Every read is bounds-checked: a malformed buffer raises FlatbufferError, never
+    struct.error, IndexError or UnicodeDecodeError. Readers reached from one root share a
+    cache of decoded strings, so that tables sharing a string (allowed, and cheap to
+    forge) share one Python str rather than each decoding a copy."""
 
-    def __init__(self, buf: memoryview, pos: int) -> None:
+    __slots__ = ("buf", "pos", "_vtable", "_vtable_size", "_strings")
+
+    def __init__(self, buf: memoryview, pos: int, strings: Optional[Dict[int, str]] = None) -> None:
         if pos < 0 or pos + 4 > len(buf):
             raise FlatbufferError(f"table offset {pos} outside the {len(buf)}-byte buffer")
         self.buf, self.pos = buf, pos
-        self._vtable = pos - struct.unpack_from("<i", buf, pos)[0]
+        self._strings = {} if strings is None else strings
+        self._vtable = pos - _I32.unpack_from(buf, pos)[0]
         if self._vtable < 0 or self._vtable + 4 > len(buf):
             raise FlatbufferError("vtable outside the buffer")
-        self._vtable_size = struct.unpack_from("<H", buf, self._vtable)[0]
+        self._vtable_size = _U16.unpack_from(buf, self._vtable)[0]
+        if self._vtable + self._vtable_size > len(buf):
+            raise FlatbufferError("vtable runs past the end of the buffer")
 
     @classmethod
     def root(cls, buf: memoryview) -> "Reader":
-        return cls(buf, struct.unpack_from("<I", buf, 0)[0])
+        return cls(buf, _read(_U32, buf, 0)[0])
 
     def _offset(self, field_id: int) -> int:
         slot = 4 + 2 * field_id
@@ -44,46 +63,69 @@ class Reader:
 
     def scalar(self, field_id: int, fmt: str, default: Any = 0) -> Any:
         offset = self._offset(field_id)
-        return default if offset == 0 else struct.unpack_from("<" + fmt, self.buf, self.pos + offset)[0]
+        return default if offset == 0 else _read(_layout(fmt), self.buf, self.pos + offset)[0]
 
     def _target(self, field_id: int) -> Optional[int]:
         offset = self._offset(field_id)
         if offset == 0:
             return None
         at = self.pos + offset
-        return at + struct.unpack_from("<I", self.buf, at)[0]
+        return at + _read(_U32, self.buf, at)[0]
 
     def table(self, field_id: int) -> Optional["Reader"]:
         target = self._target(field_id)
-        return None if target is None else Reader(self.buf, target)
+        return None if target is None else Reader(self.buf, target, self._strings)
 
     def string(self, field_id: int) -> Optional[str]:
         target = self._target(field_id)
         if target is None:
             return None
-        length = struct.unpack_from("<I", self.buf, target)[0]
-        return bytes(self.buf[target + 4 : target + 4 + length]).decode("utf-8")
+        if target not in self._strings:
+            length = _read(_U32, self.buf, target)[0]
+            if target + 4 + length > len(self.buf):
+                raise FlatbufferError(f"a {length}-byte string runs past the end of the buffer")
+            try:
+                self._strings[target] = str(self.buf[target + 4 : target + 4 + length], "utf-8")
+            except UnicodeDecodeError as error:
+                raise FlatbufferError(f"a string in the metadata is not UTF-8 ({error})") from None
+        return self._strings[target]
 
-    def _vector(self, field_id: int) -> Tuple[int, int]:
+    def vector_id(self, field_id: int) -> Optional[int]:
+        """Where a vector field's data lies: equal for fields that share one vector."""
+        return self._target(field_id)
+
+    def _vector(self, field_id: int, item_size: int = 1) -> Tuple[int, int]:
         target = self._target(field_id)
         if target is None:
             return 0, 0
-        return struct.unpack_from("<I", self.buf, target)[0], target + 4
+        count = _read(_U32, self.buf, target)[0]
+        if target + 4 + count * item_size > len(self.buf):
+            raise FlatbufferError(f"a vector of {count} items runs past the end of the buffer")
+        return count, target + 4
 
     def tables(self, field_id: int) -> List["Reader"]:
-        count, start = self._vector(field_id)
-        return [
-            Reader(self.buf, start + 4 * i + struct.unpack_from("<I", self.buf, start + 4 * i)[0])
-            for i in range(count)
-        ]
+        return list(self.iter_tables(field_id))
+
+    def iter_tables(self, field_id: int) -> Iterator["Reader"]:
+        """The tables of a vector, one at a time: a caller that stops early (at a limit)
+        has not built a Reader for every entry of a forged million-entry vector."""
+        count, start = self._vector(field_id, 4)
+        for at in range(start, start + 4 * count, 4):
+            yield Reader(self.buf, at + _U32.unpack_from(self.buf, at)[0], self._strings)
 
     def structs(self, field_id: int, fmt: str) -> List[Tuple[Any, ...]]:
-        count, start = self._vector(field_id)
-        layout = struct.Struct("<" + fmt)
-        return [layout.unpack_from(self.buf, start + layout.size * i) for i in range(count)]
+        layout = _layout(fmt)
+        count, start = self._vector(field_id, layout.size)
+        return list(layout.iter_unpack(self.buf[start : start + count * layout.size]))
 
     def scalars(self, field_id: int, fmt: str) -> List[Any]:
         return [values[0] for values in self.structs(field_id, fmt)]
+
+
+def _read(layout: struct.Struct, buf: memoryview, at: int) -> Tuple[Any, ...]:
+    if at < 0 or at + layout.size > len(buf):
+        raise FlatbufferError(f"a {layout.size}-byte value at {at} lies outside the {len(buf)}-byte buffer")
+    return layout.unpack_from(buf, at)
 
 
 # ---------------------------------------------------------------- writing
