@@ -11,6 +11,7 @@ thousand examples every time. bench/fuzz_arrow.py runs the same strategies for l
 
 import datetime
 import decimal
+import os
 import signal
 import time
 from pathlib import Path
@@ -194,6 +195,18 @@ def test_mutated_streams_of_our_writer(example):
 @FUZZ
 @given(mutated(PYARROW_SEEDS))
 def test_mutated_streams_of_pyarrow(example):
+    name, data = example
+    assert outcome(data) != "safety net", name
+
+
+# The same at length, only with -m fuzz_long (bench/fuzz_arrow.py counts outcomes instead).
+LONG = settings(FUZZ, max_examples=int(os.environ.get("PYSPARK_WEB_FUZZ_EXAMPLES", 50_000)), derandomize=False)
+
+
+@pytest.mark.fuzz_long
+@LONG
+@given(mutated({**OUR_SEEDS, **PYARROW_SEEDS}))
+def test_long_mutated_streams(example):
     name, data = example
     assert outcome(data) != "safety net", name
 
