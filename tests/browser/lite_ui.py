@@ -18,7 +18,6 @@ LAB = "http://127.0.0.1:8000/lite/lab/index.html"
 FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,1000",
     # Every host but 127.0.0.1 resolves to nothing: a CDN fallback fails instead of hiding.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]

@@ -115,3 +115,85 @@ def test_the_token_reaches_neither_the_page_nor_the_notebook(notebook):
     for secret in (TOKEN, session_id):
         assert secret not in page
         assert secret not in saved
+
+
+def strip_ansi(text):
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_a_dataframe_shows_as_an_html_table(notebook):
+    outputs = notebook.run(
+        'spark.conf.set("spark.sql.repl.eagerEval.enabled", True)\n'
+        'spark.range(3).selectExpr("id", "id * 2 AS twice")'
+    )
+    [result] = [o for o in outputs if o["output_type"] == "execute_result"]
+    html = "".join(result["data"]["text/html"])
+    assert "<table" in html and "twice" in html
+    cells = notebook.js(
+        "const cell = window.jupyterapp.shell.currentWidget.content.widgets.at(-1).node;"
+        "return [...cell.querySelectorAll('.jp-OutputArea table td')].map((td) => td.textContent.trim());"
+    )
+    assert cells == ["0", "0", "1", "2", "2", "4"]
+
+
+def error_output(outputs):
+    [error] = [o for o in outputs if o["output_type"] == "error"]
+    lines = strip_ansi("\n".join(error["traceback"])).splitlines()
+    streams = "".join("".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream")
+    return lines, streams
+
+
+def test_an_uncaught_spark_error_is_short_and_says_what_matters(notebook):
+    lines, streams = error_output(notebook.run('spark.sql("SELECT * FROM no_such_table").collect()'))
+    text = "\n".join(lines)
+    assert len(lines) <= 40, text
+    assert "AnalysisException" in text and "TABLE_OR_VIEW_NOT_FOUND" in text and "42P01" in text
+    assert "no_such_table" in text
+    assert "JVM stacktrace" not in text and "org.apache.spark" not in text
+    assert "SQLQueryContextLogger" not in streams and '"level": "ERROR"' not in streams
+
+
+def test_an_uncaught_udf_error_shows_the_worker_traceback(notebook):
+    source = (
+        "from pyspark.sql.functions import udf\n"
+        "@udf('int')\n"
+        "def broken(x):\n"
+        "    return x // 0\n"
+        "spark.range(1).select(broken('id')).collect()"
+    )
+    lines, streams = error_output(notebook.run(source))
+    text = "\n".join(lines + [streams])
+    assert "Unexpected exception formatting exception" not in text and "TokenError" not in text
+    assert "ZeroDivisionError" in text and "x // 0" in text
+    assert len(lines) <= 40, text
+
+
+SCREENSHOT_CELLS = [
+    """%pip install pyspark-web
+from pyspark.sql import SparkSession, functions as F
+spark = SparkSession.builder.remote("http://127.0.0.1:8081").getOrCreate()
+spark.conf.set("spark.sql.repl.eagerEval.enabled", True)""",
+    """spark.createDataFrame(
+    [("Ada", 1815, 36), ("Grace", 1906, 85), ("Linus", 1969, 56)], "name string, born int, revenue int")""",
+]
+SLOW_CELL = """slow = spark.range(0, 24, 1, 12).select(
+    "id", F.expr("java_method('java.lang.Thread', 'sleep', 800L)"))
+rows = slow.collect()"""
+
+
+def test_screenshot_of_a_table_and_a_progress_bar():
+    """The README's picture (docs/notebook.png is a copy of build/notebook.png): a fresh
+    notebook with a table, and a query running with its progress bar and Stop."""
+    from helpers import BUILD
+
+    with LiteNotebook(width=1100, height=720) as notebook:
+        for cell in SCREENSHOT_CELLS:
+            notebook.run(cell)
+        index = notebook.start(SLOW_CELL)  # 12 tasks in 6 waves, 10 s
+        wait_for(lambda: (progress_state(notebook, index)["value"] or 0) > 0, 30, "some progress")
+        path = BUILD / "notebook.png"
+        notebook.driver.find_element("css selector", ".jp-NotebookPanel").screenshot(str(path))
+        notebook.wait(index)
+    assert path.stat().st_size > 10_000
