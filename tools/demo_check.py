@@ -12,6 +12,7 @@ Needs selenium and Debian's chromium + chromedriver (./build.sh test's venv has 
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -64,7 +65,14 @@ def output_text(outputs):
             parts.append("".join(output.get("text", "")))
         elif kind in ("execute_result", "display_data"):
             data = output.get("data", {})
-            parts.append("[html table]" if "text/html" in data else "".join(data.get("text/plain", "")))
+            html = "".join(data.get("text/html", ""))
+            if "<table" in html:
+                parts.append("[html table]")
+            elif html:
+                # A progress summary, say: its text without the tags.
+                parts.append(re.sub(r"<[^>]+>", "", html) + "\n" if re.sub(r"<[^>]+>", "", html) else "")
+            else:
+                parts.append("".join(data.get("text/plain", "")))
         elif kind == "error":
             parts.append(f"ERROR {output.get('ename')}: {output.get('evalue')}")
     return "".join(parts).rstrip("\n")

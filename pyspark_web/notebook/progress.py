@@ -59,10 +59,10 @@ def _bytes(count: int) -> str:
 class QueryDisplay:
     """The progress output of one query (one operation id)."""
 
-    def __init__(self, client: Any, operation_id: Optional[str], display: Callable[..., Any], html_type: Any) -> None:
+    def __init__(self, client: Any, operation_id: Optional[str], display: Callable[..., Any]) -> None:
         self._client = weakref.ref(client)
         self.operation_id = operation_id
-        self._display, self._html = display, html_type
+        self._display = display  # IPython.display.display
         self._handle: Optional[Any] = None
         self._began = time.monotonic()
         self._last_update = 0.0
@@ -78,16 +78,16 @@ class QueryDisplay:
         stages = list(stages or ())
         if done:
             if self._handle is not None:
-                self._handle.update(self._html(self._summary(stages)))
+                self._handle.update(self._summary(stages), raw=True)
             _running.pop(self.stop_key, None)
             return
-        body = self._bar(stages, inflight_tasks)
+        bundle = self._bar(stages, inflight_tasks)
         if self._handle is None:
             if self._with_button:
                 _running[self.stop_key] = self
-            self._handle = self._display(self._html(body), display_id=True)
+            self._handle = self._display(bundle, raw=True, display_id=True)
         else:
-            self._handle.update(self._html(body))
+            self._handle.update(bundle, raw=True)
 
     def _counts(self, stages: list) -> tuple:
         total = sum(stage.num_tasks for stage in stages)
@@ -95,7 +95,8 @@ class QueryDisplay:
         read = sum(stage.num_bytes_read for stage in stages)
         return total, finished, read, time.monotonic() - self._began
 
-    def _bar(self, stages: list, inflight_tasks: int) -> str:
+    def _bar(self, stages: list, inflight_tasks: int) -> Dict[str, str]:
+        """The running display: HTML, and the same line as text for other front ends."""
         total, finished, read, elapsed = self._counts(stages)
         percent = int(100 * finished / total) if total else 0
         text = (
@@ -113,7 +114,7 @@ class QueryDisplay:
                 f'<button type="button" onclick="{html.escape(click)}" '
                 'style="margin-left:8px;padding:0 8px">Stop</button>'
             )
-        return (
+        markup = (
             '<div class="pyspark-web-progress" style="display:flex;align-items:center;'
             'gap:8px;font:12px/1.6 sans-serif">'
             f'<div role="progressbar" aria-label="Spark query progress" aria-valuemin="0" '
@@ -122,16 +123,19 @@ class QueryDisplay:
             f'<div style="width:{percent}%;height:100%;background:#e25a1c"></div></div>'
             f"<span>{html.escape(text)}</span>{button}</div>"
         )
+        return {"text/html": markup, "text/plain": f"[{percent:3d}%] {text}"}
 
-    def _summary(self, stages: list) -> str:
+    def _summary(self, stages: list) -> Dict[str, str]:
+        """The display once the query has ended: one line, or nothing for a short query."""
         total, finished, read, elapsed = self._counts(stages)
         if not self.stopping and elapsed < SUMMARY_AFTER_SECONDS:
-            return ""
+            return {"text/plain": ""}
         if self.stopping:
             text = f"Stopped after {elapsed:.1f} s ({finished}/{total} tasks done; Spark cancelled the rest)"
         else:
             text = f"{finished}/{total} tasks · {_bytes(read)} read · {elapsed:.1f} s"
-        return f'<div class="pyspark-web-progress-done" style="font:12px/1.6 sans-serif;color:#666">{html.escape(text)}</div>'
+        markup = f'<div class="pyspark-web-progress-done" style="font:12px/1.6 sans-serif;color:#666">{html.escape(text)}</div>'
+        return {"text/html": markup, "text/plain": text}
 
     def stop(self) -> None:
         """Ask the server to interrupt this operation, without blocking (see the module)."""
@@ -146,9 +150,9 @@ class NotebookProgress:
     """An upstream progress handler (``SparkSession.registerProgressHandler``) that gives
     each query of its session a QueryDisplay."""
 
-    def __init__(self, client: Any, display: Callable[..., Any], html_type: Any) -> None:
+    def __init__(self, client: Any, display: Callable[..., Any]) -> None:
         self._client = weakref.ref(client)
-        self._display, self._html = display, html_type
+        self._display = display
         self._queries: Dict[Optional[str], QueryDisplay] = {}
 
     def __call__(self, stages: Optional[Iterable[Any]], inflight_tasks: int, operation_id: Optional[str], done: bool) -> None:
@@ -157,7 +161,7 @@ class NotebookProgress:
         if query is None:
             if done or client is None:
                 return  # a query that ended before its first report shows nothing
-            query = self._queries[operation_id] = QueryDisplay(client, operation_id, self._display, self._html)
+            query = self._queries[operation_id] = QueryDisplay(client, operation_id, self._display)
         query.update(stages or (), inflight_tasks, done)
         if done:
             del self._queries[operation_id]
@@ -199,7 +203,7 @@ def _listen_for_stop() -> None:
 
 def attach(session: Any) -> None:
     """Report the queries of a Spark Connect session in the notebook."""
-    from IPython.display import HTML, display
+    from IPython.display import display
 
     client = session.client
     if client in _handlers:
@@ -209,7 +213,7 @@ def attach(session: Any) -> None:
     # chose is kept.
     if session.conf.get(REPORT_INTERVAL_CONF) == SERVER_DEFAULT_INTERVAL:
         session.conf.set(REPORT_INTERVAL_CONF, NOTEBOOK_INTERVAL)
-    handler = _handlers[client] = NotebookProgress(client, display, HTML)
+    handler = _handlers[client] = NotebookProgress(client, display)
     client.register_progress_handler(handler)
     _listen_for_stop()
 

@@ -56,8 +56,12 @@ def test_demo_notebook_runs_in_the_jupyterlite_ui():
     assert "Connected to Spark 4.3.0" in joined
     assert "hello from Spark 4.3.0" in joined
     assert all(name in joined for name in ("Ada", "Grace", "Linus")) and "rank" in joined
-    # Eager evaluation: the bare DataFrame expression renders its rows.
-    assert "| name|orders|revenue|rank|" in joined
+    # Eager evaluation: the bare DataFrame expression renders as an HTML table.
+    tables = [
+        "".join(output["data"]["text/html"]) for cell in report["cells"] for output in cell["outputs"]
+        if output.get("output_type") == "execute_result" and "text/html" in output.get("data", {})
+    ]
+    assert any("<table" in table and "<th>revenue</th>" in table and "<th>rank</th>" in table for table in tables), tables
     assert "error class: TABLE_OR_VIEW_NOT_FOUND" in joined and "SQL state:   42P01" in joined
     # The long query's live progress bar ended as a one-line summary of its 16 tasks.
     summaries = [
