@@ -21,7 +21,7 @@ from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql.connect.grpc_compat import grpc
 
 from pyspark_web import grpcweb
-from pyspark_web.transport import Response, Transport, TransportError
+from pyspark_web.transport import Failure, Response, Transport, TransportError
 
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 # How much of an unexpected body (an HTML error page, say) an error message quotes.
@@ -149,9 +149,9 @@ class _Call:
                 self._url, headers, self._body, self._timeout, connect_timeout=connect_within
             )
         except TransportError as error:
-            if error.kind == "untrusted":
+            if error.kind is Failure.UNTRUSTED:
                 raise self._untrusted(str(error)) from error
-            if error.kind == "unavailable" and not self._channel.contacted:
+            if error.kind is Failure.UNAVAILABLE and not self._channel.contacted:
                 raise self._unreachable(str(error)) from error
             raise self._transport_error(error) from error
         self._response = response
@@ -202,8 +202,8 @@ class _Call:
 
     def _transport_error(self, error: TransportError) -> GrpcWebError:
         code = {
-            "deadline": grpc.StatusCode.DEADLINE_EXCEEDED,
-            "precondition": grpc.StatusCode.FAILED_PRECONDITION,
+            Failure.DEADLINE: grpc.StatusCode.DEADLINE_EXCEEDED,
+            Failure.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
         }.get(error.kind, grpc.StatusCode.UNAVAILABLE)
         return self._error(code, f"{self._rpc}: {error}")
 

@@ -9,6 +9,7 @@ Low-level failures are translated once, here, into ``TransportError`` with a kin
 channel maps to a gRPC status.
 """
 
+import enum
 import http.client
 import ssl
 import sys
@@ -75,12 +76,19 @@ def no_blocking_mode_message() -> str:
     )
 
 
-class TransportError(Exception):
-    """The HTTP exchange failed. kind: "unavailable" (retry may help), "deadline",
-    "untrusted" (the server's certificate failed verification; retrying cannot help), or
-    "precondition" (this runtime cannot block on HTTP; retrying cannot help)."""
+class Failure(enum.Enum):
+    """Why an HTTP exchange failed; the channel maps each to a gRPC status."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    UNAVAILABLE = "unavailable"  # no connection, or it broke: a retry may help
+    DEADLINE = "deadline"  # the call's timeout passed
+    UNTRUSTED = "untrusted"  # the server's certificate failed verification: retrying cannot help
+    PRECONDITION = "precondition"  # this runtime cannot block on HTTP: retrying cannot help
+
+
+class TransportError(Exception):
+    """The HTTP exchange failed, for the reason ``kind``."""
+
+    def __init__(self, kind: Failure, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -116,7 +124,7 @@ class Response:
             return None
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise TransportError("deadline", "the call's deadline passed before the response was complete")
+            raise TransportError(Failure.DEADLINE, "the call's deadline passed before the response was complete")
         return remaining
 
     def _limit_socket_wait(self, seconds: Optional[float]) -> None:
@@ -146,11 +154,11 @@ class Response:
                     return
                 yield data
         except ReadTimeoutError as error:
-            raise TransportError("deadline", f"no data within the call's timeout ({error})") from error
+            raise TransportError(Failure.DEADLINE, f"no data within the call's timeout ({error})") from error
         except (ProtocolError, HTTPError, OSError, http.client.HTTPException) as error:
             # http.client.HTTPException: how urllib3's emscripten backend reports a failed
             # fetch stream (the browser's "network error").
-            raise TransportError("unavailable", f"the connection broke mid-response: {error}") from error
+            raise TransportError(Failure.UNAVAILABLE, f"the connection broke mid-response: {error}") from error
 
     def read_prefix(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the body, for error messages."""
@@ -195,7 +203,7 @@ class Transport:
         here means no response arrived. connect_timeout, if given, may only shorten the
         pool's."""
         if blocking_mode() is None:
-            raise TransportError("precondition", no_blocking_mode_message())
+            raise TransportError(Failure.PRECONDITION, no_blocking_mode_message())
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             raw = self._pool.request(
@@ -210,17 +218,17 @@ class Transport:
             )
         except NewConnectionError as error:
             # Before ConnectTimeoutError: urllib3 2 derives this one from it.
-            raise TransportError("unavailable", f"cannot connect: {error}") from error
+            raise TransportError(Failure.UNAVAILABLE, f"cannot connect: {error}") from error
         except ConnectTimeoutError as error:
-            raise TransportError("unavailable", f"connecting timed out ({error})") from error
+            raise TransportError(Failure.UNAVAILABLE, f"connecting timed out ({error})") from error
         except ReadTimeoutError as error:
-            raise TransportError("deadline", f"no response within the timeout ({error})") from error
+            raise TransportError(Failure.DEADLINE, f"no response within the timeout ({error})") from error
         except SSLError as error:
             if _certificate_failure(error):
-                raise TransportError("untrusted", f"TLS handshake failed: {error}") from error
-            raise TransportError("unavailable", f"TLS handshake failed: {error}") from error
+                raise TransportError(Failure.UNTRUSTED, f"TLS handshake failed: {error}") from error
+            raise TransportError(Failure.UNAVAILABLE, f"TLS handshake failed: {error}") from error
         except (HTTPError, OSError, http.client.HTTPException) as error:
-            raise TransportError("unavailable", f"HTTP request failed: {error}") from error
+            raise TransportError(Failure.UNAVAILABLE, f"HTTP request failed: {error}") from error
         headers_out = {k.lower(): v for k, v in raw.headers.items()}
         response = Response(raw.status, headers_out, raw, deadline)
         try:

@@ -233,8 +233,14 @@ def _attach_active_session(*_: Any) -> None:
     from pyspark.sql.connect.session import SparkSession
 
     session = SparkSession.getActiveSession()
-    if session is not None:
+    if session is None or session.client in _handlers or session.client.is_closed:
+        return
+    try:
         attach(session)
+    except Exception:
+        # A session whose server cannot be reached: the cell's own calls will say so;
+        # an IPython event callback must not print a traceback before every cell.
+        return
 
 
 def install(shell: Any) -> None:

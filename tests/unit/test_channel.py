@@ -444,11 +444,10 @@ def test_tls_without_the_ca_bundle_fails_at_once_and_says_how_to_trust(start, ce
 
 
 def test_an_untrusted_certificate_is_not_retried_after_contact_either():
-    from pyspark_web.transport import TransportError, _certificate_failure
+    from pyspark_web.transport import _certificate_failure
 
     assert _certificate_failure(ssl.SSLCertVerificationError(1, "certificate verify failed"))
     assert not _certificate_failure(ssl.SSLError(1, "wrong version number"))
-    assert TransportError("untrusted", "x").kind == "untrusted"
 
 
 # --- reattach over grpc-web ---------------------------------------------------------------
