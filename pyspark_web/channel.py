@@ -126,8 +126,21 @@ class _Call:
         self._initial: grpcweb.Metadata = []
         self._finished = False
 
+    def error(self, code: Any, details: str, trailing: grpcweb.Metadata = ()) -> GrpcWebError:
+        """A GrpcWebError of this call: details prefixed with the RPC and its URL."""
+        return GrpcWebError(code, f"{self._rpc}: {details}", trailing, self._initial, self._rpc)
+
     def _error(self, code: Any, details: str, trailing: grpcweb.Metadata = ()) -> GrpcWebError:
         return GrpcWebError(code, details, trailing, self._initial, self._rpc)
+
+    @property
+    def initial_metadata(self) -> grpcweb.Metadata:
+        """The response's headers as metadata (empty until it has arrived)."""
+        return self._initial
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     def _unreachable(self, cause: str) -> ServerUnreachableError:
         self._channel.first_contact.failed(cause)
@@ -142,7 +155,7 @@ class _Call:
         )
 
     def _start(self) -> Response:
-        headers = self._channel.headers(self._metadata, self._timeout)
+        headers = self._channel.request_headers(self._metadata, self._timeout)
         connect_within = self._channel.first_contact.connect_within(self._method)
         try:
             response = self._channel.transport.post(
@@ -308,7 +321,7 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
         return _deserialize(self._call, self._deserializer, payload)
 
     def initial_metadata(self) -> grpcweb.Metadata:
-        return self._call._initial
+        return self._call.initial_metadata
 
     def trailing_metadata(self) -> Optional[grpcweb.Metadata]:
         return None
@@ -320,7 +333,7 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
         return None
 
     def is_active(self) -> bool:
-        return not self._call._finished
+        return not self._call.finished
 
     def time_remaining(self) -> Optional[float]:
         return None
@@ -341,9 +354,7 @@ def _deserialize(call: _Call, deserializer: Optional[Callable[[bytes], Any]], pa
     try:
         return deserializer(payload)
     except Exception as error:  # protobuf's DecodeError and friends
-        raise call._error(
-            grpc.StatusCode.INTERNAL, f"{call._rpc}: cannot decode the response message ({error})"
-        ) from error
+        raise call.error(grpc.StatusCode.INTERNAL, f"cannot decode the response message ({error})") from error
 
 
 def _single_response(call: _Call, deserializer: Optional[Callable[[bytes], Any]]) -> Any:
@@ -358,7 +369,7 @@ def _single_response(call: _Call, deserializer: Optional[Callable[[bytes], Any]]
             break
     if len(payloads) != 1:
         count = "more than one" if payloads else "no"
-        raise call._error(grpc.StatusCode.INTERNAL, f"{call._rpc}: expected one response message, got {count}")
+        raise call.error(grpc.StatusCode.INTERNAL, f"expected one response message, got {count}")
     return _deserialize(call, deserializer, payloads[0])
 
 
@@ -427,7 +438,8 @@ class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
         for key, value in headers:
             self._headers[key.lower()] = value
 
-    def headers(self, metadata: Any, timeout: Optional[float]) -> dict:
+    def request_headers(self, metadata: Any, timeout: Optional[float]) -> dict:
+        """The HTTP headers of one call: the channel's, its metadata, its grpc-timeout."""
         headers = dict(self._headers)
         for key, value in metadata or ():
             key = key.lower()

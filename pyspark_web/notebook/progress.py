@@ -177,7 +177,7 @@ def _send_interrupt(client: Any, operation_id: str) -> None:
 
     channel = client._channel
     request = client._interrupt_request("operation", operation_id)
-    headers = channel.headers(client._builder.metadata(), None)
+    headers = channel.request_headers(client._builder.metadata(), None)
     init = {"method": "POST", "headers": headers, "body": to_js(grpcweb.encode_message(request.SerializeToString()))}
     promise = js.fetch(channel.base_url + INTERRUPT_METHOD, to_js(init, dict_converter=js.Object.fromEntries))
     promise.catch(lambda error: js.console.warn(f"pyspark-web: the Stop request failed: {error}"))

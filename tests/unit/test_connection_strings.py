@@ -26,7 +26,7 @@ def invalid_url(url, match, build=False):
 
 
 def sent_headers(url):
-    return DefaultChannelBuilder(url).toChannel().headers(None, None)
+    return DefaultChannelBuilder(url).toChannel().request_headers(None, None)
 
 
 # --- parsing ----------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_reserved_parameters_keep_upstream_meaning_and_are_not_headers():
     assert builder.userId == "bob"
     assert builder.session_id == session
     assert builder.userAgent.startswith("myapp")
-    headers = builder.toChannel().headers(None, None)
+    headers = builder.toChannel().request_headers(None, None)
     assert not {"user_id", "session_id", "user_agent", "transport"} & set(headers)
     assert "bob" not in headers.values() and session not in headers.values()
 
@@ -290,7 +290,7 @@ def test_channel_builder_implies_grpcweb(url, endpoint):
 
 
 def test_channel_builder_keeps_parameters():
-    headers = GrpcWebChannelBuilder("sc://h:1/;x-tenant=acme").toChannel().headers(None, None)
+    headers = GrpcWebChannelBuilder("sc://h:1/;x-tenant=acme").toChannel().request_headers(None, None)
     assert headers["x-tenant"] == "acme"
 
 

@@ -119,7 +119,7 @@ def check_connection_string(url):
             assert error.getCondition() in ("INVALID_CONNECT_URL", "INVALID_SESSION_UUID_ID"), error
             assert SECRET not in str(error), f"{url!r} -> {error}"
             return "refused"
-    headers = channel.headers(None, None)
+    headers = channel.request_headers(None, None)
     for name, value in headers.items():
         assert all(0x20 <= ord(c) < 0x7F or c == "\t" for c in name + value), (url, name, value)
     channel.close()
