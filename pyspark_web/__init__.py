@@ -6,11 +6,9 @@ transport and the glue for Pyodide. See the project README.
 """
 
 # The distribution version: upstream's version, then our own release number.
-# meta.yaml's package.version must be the same (tests/test_packaging.py checks).
+# meta.yaml's package.version must be the same (tests/unit/test_packaging.py checks).
 __version__ = "4.2.0.post1"
 
-# The upstream pyspark-client release this distribution is built from.
-UPSTREAM_VERSION = "4.2.0"
 
 __all__ = ["GrpcWebChannelBuilder", "ServerUnreachableError", "__version__"]
 

@@ -1,7 +1,7 @@
 """Arrow without pyarrow: a pure-Python IPC stream reader and writer (``ipc``), a small
 table over its batches (``table``), and the mapping to Spark's types (``spark``).
 
-PySpark uses this through ``pyspark.sql.connect.arrow_compat`` (patches/0008) when pyarrow
+PySpark uses this through ``pyspark.sql.arrow_compat`` (patches/0008) when pyarrow
 cannot be imported; with pyarrow, upstream's own path runs unchanged.
 
 ``read_stream(data)`` parses an IPC stream; on malformed input (whatever a server or proxy

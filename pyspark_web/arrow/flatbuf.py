@@ -118,9 +118,6 @@ class Reader:
         count, start = self._vector(field_id, layout.size)
         return list(layout.iter_unpack(self.buf[start : start + count * layout.size]))
 
-    def scalars(self, field_id: int, fmt: str) -> List[Any]:
-        return [values[0] for values in self.structs(field_id, fmt)]
-
 
 def _read(layout: struct.Struct, buf: memoryview, at: int) -> Tuple[Any, ...]:
     if at < 0 or at + layout.size > len(buf):

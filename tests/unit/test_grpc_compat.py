@@ -1,6 +1,6 @@
 """pyspark.sql.connect.grpc_compat (patch 0005) without grpcio, as in Pyodide.
 
-The test venv has no grpcio on purpose; tests/unit/test_cpython_envs.py compares the
+The test venv has no grpcio on purpose; tests/unit/test_native_env.py compares the
 stand-in with real grpcio in a second venv.
 """
 
