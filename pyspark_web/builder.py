@@ -124,6 +124,7 @@ class GrpcWebChannelBuilder(DefaultChannelBuilder):
     is implied), plus what a URL cannot carry: ``ca_certs`` (a PEM bundle to verify the
     server with, instead of the system's) and ``connect_timeout`` in seconds.
 
+    >>> from pyspark.sql.connect.session import SparkSession
     >>> spark = SparkSession.builder.channelBuilder(
     ...     GrpcWebChannelBuilder("https://spark.example.com", ca_certs="/etc/ssl/corp.pem")
     ... ).getOrCreate()
