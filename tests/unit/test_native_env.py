@@ -108,3 +108,20 @@ print(isinstance(channel, grpc.Channel))
 channel.close()
 """).stdout.split()
     assert out == ["True"]
+
+
+@pytest.mark.parametrize("url", ["sc://127.0.0.1:15002", "sc://127.0.0.1:15002/;use_ssl=true"])
+def test_an_old_grpcio_is_refused_where_a_native_channel_is_made(native, url):
+    # patches/0003: upstream's minimum-version check runs where it matters, not at import.
+    out = run_python(native, f"""
+import grpc
+grpc.__version__ = "1.20.0"
+from pyspark.errors import PySparkImportError
+from pyspark.sql.connect.client import DefaultChannelBuilder
+try:
+    DefaultChannelBuilder({url!r}).toChannel()
+    print("built")
+except PySparkImportError as error:
+    print(error.getCondition(), error.getMessageParameters()["minimum_version"])
+""").stdout.split()
+    assert out == ["UNSUPPORTED_PACKAGE_VERSION", "1.48.1"]
