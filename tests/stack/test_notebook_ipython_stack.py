@@ -9,6 +9,7 @@ rebuilt from the workers' traceback used to break IPython's formatter (patch 001
 (Named apart from tests/unit/test_notebook_ipython.py: test modules share one namespace.)
 """
 
+import io
 import json
 import logging
 import re
@@ -86,7 +87,7 @@ def test_missing_table(shell):
 
     logger = PySparkLogger.getLogger("SQLQueryContextLogger")
     consoles = [h for h in logger.handlers if type(h) is logging.StreamHandler]
-    cell_stderr = _Buffer()
+    cell_stderr = io.StringIO()
     previous = [h.setStream(cell_stderr) for h in consoles]  # a kernel's stderr is the cell
     try:
         text, result = run(shell, 'spark.sql("SELECT * FROM no_such_table").collect()')
@@ -124,20 +125,6 @@ def test_missing_table(shell):
     head, _, stack = text.partition("\nJVM stack trace:\n")
     assert len(head.splitlines()) <= 40 and re.search(r"^error class +TABLE_OR_VIEW_NOT_FOUND$", head, re.M)
     assert stack.startswith("org.apache.spark.sql.catalyst.ExtendedAnalysisException\n\tat org.apache.spark.sql.")
-
-
-class _Buffer:
-    def __init__(self):
-        self.parts = []
-
-    def write(self, text):
-        self.parts.append(text)
-
-    def flush(self):
-        pass
-
-    def getvalue(self):
-        return "".join(self.parts)
 
 
 def test_udf_error_shows_the_workers_traceback(shell):

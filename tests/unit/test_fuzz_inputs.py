@@ -6,10 +6,8 @@ Each property runs twice: bounded for CI (derandomized, 1,500 examples, seconds)
 length with ``-m fuzz_long`` (PYSPARK_WEB_FUZZ_EXAMPLES examples each, default 50,000).
 """
 
-import contextlib
 import io
 import os
-import signal
 import struct
 
 import pytest
@@ -21,6 +19,7 @@ from pyspark.sql.connect.client import DefaultChannelBuilder
 from pyspark_web import grpcweb
 from pyspark_web.channel import GrpcWebChannel, GrpcWebError, ServerUnreachableError
 from pyspark_web.transport import Response
+from test_arrow_hostile import deadline  # a BaseException when over: no except hides it
 
 pytestmark = pytest.mark.unit
 
@@ -40,21 +39,6 @@ def ci_and_long(*strategies):
         return CI(given(inputs)(test)), pytest.mark.fuzz_long(LONG(given(inputs)(test)))
 
     return tests
-
-
-@contextlib.contextmanager
-def time_bound(seconds=SECONDS_PER_EXAMPLE):
-    """SIGALRM ends an example that runs too long, instead of hanging the suite."""
-    def expired(signum, frame):
-        raise TimeoutError(f"one input took more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # --- connection strings ------------------------------------------------------------------
@@ -109,7 +93,7 @@ def connection_strings(draw):
 def check_connection_string(url):
     """DefaultChannelBuilder(url), and its channel for grpc-web: INVALID_CONNECT_URL or a
     channel whose headers are all valid; the secret never appears in an error."""
-    with time_bound():
+    with deadline(SECONDS_PER_EXAMPLE):
         try:
             builder = DefaultChannelBuilder(url)
             if builder.transport != "grpcweb":
@@ -200,7 +184,7 @@ def responses(draw):
 def call_against(reply, contacted):
     channel = GrpcWebChannel("http://127.0.0.1:9", transport=ScriptedTransport(*reply))
     channel.contacted = contacted  # both sides of the first-contact rule
-    with time_bound():
+    with deadline(SECONDS_PER_EXAMPLE):
         try:
             list(channel.unary_stream("/spark.connect.SparkConnectService/ExecutePlan")(b"request", timeout=5))
             return "ok"
@@ -245,7 +229,7 @@ def mutated_bodies(draw):
 def decode_body(body, cuts):
     decoder = grpcweb.FrameDecoder(max_frame_size=1 << 16)
     previous = 0
-    with time_bound():
+    with deadline(SECONDS_PER_EXAMPLE):
         try:
             for cut in sorted({c for c in cuts if c <= len(body)}) + [len(body)]:
                 for event in decoder.feed(body[previous:cut]):

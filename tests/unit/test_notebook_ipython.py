@@ -13,6 +13,7 @@ patches 0014-0016): an in-process InteractiveShell runs cells as a kernel would.
 """
 
 import contextlib
+import io
 import json
 import logging
 import re
@@ -142,7 +143,7 @@ def test_query_context_log_record_stays_out_of_the_cell(shell):
     logger = PySparkLogger.getLogger("SQLQueryContextLogger")
     consoles = [h for h in logger.handlers if type(h) is logging.StreamHandler]
     assert consoles, "upstream's logger has its stderr handler"
-    cell = _Buffer()
+    cell = io.StringIO()
     previous = [h.setStream(cell) for h in consoles]  # stands for the cell's stderr
     added = _Records()
     logger.addHandler(added)
@@ -157,20 +158,6 @@ def test_query_context_log_record_stays_out_of_the_cell(shell):
     assert cell.getvalue() == "", "the JSON record reached the console handler"
     # Handlers a user adds still get it.
     assert [json.loads(r)["context"]["errorClass"] for r in added.records] == ["TABLE_OR_VIEW_NOT_FOUND"]
-
-
-class _Buffer:
-    def __init__(self):
-        self.parts = []
-
-    def write(self, text):
-        self.parts.append(text)
-
-    def flush(self):
-        pass
-
-    def getvalue(self):
-        return "".join(self.parts)
 
 
 class _Records(logging.Handler):
