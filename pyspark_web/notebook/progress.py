@@ -133,7 +133,13 @@ class QueryDisplay:
         if self.stopping:
             text = f"Stopped after {elapsed:.1f} s ({finished}/{total} tasks done; Spark cancelled the rest)"
         else:
-            text = f"{finished}/{total} tasks · {_bytes(read)} read · {elapsed:.1f} s"
+            # The server reports at intervals, so a query often ends between reports: the
+            # last one may still show tasks running. Stage and task totals are known from
+            # a stage's start; bytes read is final only in a report where every task is done.
+            text = f"{len(stages)} stage{'s' if len(stages) != 1 else ''} · {total} tasks"
+            if finished == total:
+                text += f" · {_bytes(read)} read"
+            text += f" · {elapsed:.1f} s"
         markup = f'<div class="pyspark-web-progress-done" style="font:12px/1.6 sans-serif;color:#666">{html.escape(text)}</div>'
         return {"text/html": markup, "text/plain": text}
 

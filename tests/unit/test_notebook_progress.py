@@ -60,7 +60,17 @@ def test_a_query_draws_a_bar_that_becomes_a_summary(clock):
     assert 'role="progressbar"' in first["text/html"] and 'aria-valuenow="0"' in first["text/html"]
     assert 'aria-valuenow="75"' in second["text/html"] and "3/4 tasks" in second["text/html"]
     assert "2.0 KiB read" in second["text/plain"] and "1 running" in second["text/plain"]
-    assert "progressbar" not in last["text/html"] and last["text/plain"] == "4/4 tasks · 4.0 KiB read · 3.0 s"
+    assert "progressbar" not in last["text/html"] and last["text/plain"] == "1 stage · 4 tasks · 4.0 KiB read · 3.0 s"
+
+
+def test_a_summary_after_a_stale_report_claims_no_partial_counts(clock):
+    # Spark reports every 0.5 s; a query that ends between reports leaves 0/2 as the last.
+    display = Display()
+    report, client = handler(display)
+    report([stage(0, 2), stage(0, 1)], 2, "op", False)
+    clock[0] += 3.0
+    report([stage(0, 2, 512), stage(0, 1)], 2, "op", True)
+    assert display.shown[-1]["text/plain"] == "2 stages · 3 tasks · 3.0 s"
 
 
 def test_redraws_are_throttled(clock):
