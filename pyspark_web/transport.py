@@ -14,17 +14,21 @@ import http.client
 import ssl
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
+    ConnectTimeoutError,
     HTTPError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
-    ConnectTimeoutError,
     SSLError,
+)
+from urllib3.exceptions import (
+    TimeoutError as Urllib3TimeoutError,
 )
 
 # How much one read asks for. read1() returns what has arrived, up to this.
@@ -34,7 +38,7 @@ READ_SIZE = 256 * 1024
 DEFAULT_CONNECT_TIMEOUT = 8.0
 
 
-def blocking_mode() -> Optional[str]:
+def blocking_mode() -> str | None:
     """How this runtime can make a blocking HTTP request, or None if it cannot.
 
     - "sockets": CPython.
@@ -52,17 +56,25 @@ def blocking_mode() -> Optional[str]:
 
     if can_run_sync():
         return "jspi"
-    if hasattr(js, "process") and getattr(getattr(js.process, "release", None), "name", None) == "node":
+    if _in_node(js):
         return None
     if hasattr(js, "window") and js.self == js.window:
         return None
     return "worker-streaming" if getattr(js, "crossOriginIsolated", False) else "worker-sync-xhr"
 
 
+def _in_node(js: Any) -> bool:
+    # Not just any global "process": bundlers define one on web pages too.
+    return (
+        hasattr(js, "process")
+        and getattr(getattr(js.process, "release", None), "name", None) == "node"
+    )
+
+
 def no_blocking_mode_message() -> str:
     import js
 
-    if hasattr(js, "process"):
+    if _in_node(js):
         return (
             "pyspark-web cannot make a blocking HTTP request in Node without JSPI: start Node "
             "with --experimental-wasm-stack-switching (Node 20; on by default from Node 24) and "
@@ -113,21 +125,23 @@ def _certificate_failure(error: BaseException) -> bool:
 @dataclass
 class Response:
     status: int
-    headers: Dict[str, str]  # lower-case names
+    headers: dict[str, str]  # lower-case names
     _raw: "urllib3.BaseHTTPResponse"
     # time.monotonic() by which the whole body must have arrived (the call's timeout).
-    deadline: Optional[float] = None
+    deadline: float | None = None
 
-    def _remaining(self) -> Optional[float]:
+    def _remaining(self) -> float | None:
         """Seconds left before the deadline; raises TransportError once it has passed."""
         if self.deadline is None:
             return None
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise TransportError(Failure.DEADLINE, "the call's deadline passed before the response was complete")
+            raise TransportError(
+                Failure.DEADLINE, "the call's deadline passed before the response was complete"
+            )
         return remaining
 
-    def _limit_socket_wait(self, seconds: Optional[float]) -> None:
+    def _limit_socket_wait(self, seconds: float | None) -> None:
         # A read timeout applies to each read: a server sending a byte at a time would hold
         # the call far past its deadline. On sockets the next read waits at most what is
         # left; urllib3 sets the socket timeout afresh for the connection's next request.
@@ -153,12 +167,16 @@ class Response:
                 if not data:
                     return
                 yield data
-        except ReadTimeoutError as error:
-            raise TransportError(Failure.DEADLINE, f"no data within the call's timeout ({error})") from error
+        except (ReadTimeoutError, Urllib3TimeoutError) as error:
+            raise TransportError(
+                Failure.DEADLINE, f"no data within the call's timeout ({error})"
+            ) from error
         except (ProtocolError, HTTPError, OSError, http.client.HTTPException) as error:
             # http.client.HTTPException: how urllib3's emscripten backend reports a failed
             # fetch stream (the browser's "network error").
-            raise TransportError(Failure.UNAVAILABLE, f"the connection broke mid-response: {error}") from error
+            raise TransportError(
+                Failure.UNAVAILABLE, f"the connection broke mid-response: {error}"
+            ) from error
 
     def read_prefix(self, limit: int) -> bytes:
         """Up to ``limit`` bytes of the body, for error messages."""
@@ -184,7 +202,9 @@ class Response:
 class Transport:
     """A pool of keep-alive HTTP/1.1 connections to one or more grpc-web endpoints."""
 
-    def __init__(self, ca_certs: Optional[str] = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self, ca_certs: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    ) -> None:
         self._connect_timeout = connect_timeout
         self._pool = urllib3.PoolManager(
             num_pools=4,
@@ -196,8 +216,12 @@ class Transport:
         )
 
     def post(
-        self, url: str, headers: Dict[str, str], body: bytes, timeout: Optional[float],
-        connect_timeout: Optional[float] = None,
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: float | None,
+        connect_timeout: float | None = None,
     ) -> Response:
         """Send the request and wait for the response's headers. Every TransportError from
         here means no response arrived. connect_timeout, if given, may only shorten the
@@ -205,6 +229,14 @@ class Transport:
         if blocking_mode() is None:
             raise TransportError(Failure.PRECONDITION, no_blocking_mode_message())
         deadline = None if timeout is None else time.monotonic() + timeout
+        if blocking_mode() == "sockets":
+            connect = min(self._connect_timeout, connect_timeout or self._connect_timeout)
+        else:
+            # urllib3's emscripten connection runs the whole fetch while the pool holds the
+            # connect timeout, and the browser has one timeout per fetch: for the headers and
+            # each read (JSPI, the streaming worker) or the whole response (sync XHR). So it
+            # gets the call's own; a refused or unresolvable host fails at once anyway.
+            connect = timeout
         try:
             raw = self._pool.request(
                 "POST",
@@ -214,15 +246,18 @@ class Transport:
                 preload_content=False,
                 decode_content=False,
                 redirect=False,
-                timeout=urllib3.Timeout(connect=min(self._connect_timeout, connect_timeout or self._connect_timeout), read=timeout),
+                timeout=urllib3.Timeout(connect=connect, read=timeout),
             )
         except NewConnectionError as error:
             # Before ConnectTimeoutError: urllib3 2 derives this one from it.
             raise TransportError(Failure.UNAVAILABLE, f"cannot connect: {error}") from error
         except ConnectTimeoutError as error:
             raise TransportError(Failure.UNAVAILABLE, f"connecting timed out ({error})") from error
-        except ReadTimeoutError as error:
-            raise TransportError(Failure.DEADLINE, f"no response within the timeout ({error})") from error
+        except (ReadTimeoutError, Urllib3TimeoutError) as error:
+            # Urllib3TimeoutError itself: a browser fetch that ran out of the call's time.
+            raise TransportError(
+                Failure.DEADLINE, f"no response within the timeout ({error})"
+            ) from error
         except SSLError as error:
             if _certificate_failure(error):
                 raise TransportError(Failure.UNTRUSTED, f"TLS handshake failed: {error}") from error
