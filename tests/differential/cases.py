@@ -44,13 +44,16 @@ def sql_literals(spark):
 
 @case
 def sql_arithmetic_and_functions(spark):
-    return spark.sql("SELECT 7 DIV 2 AS q, 7 % 3 AS m, pow(2, 10) AS p, round(3.14159, 2) AS r, abs(-4) AS a")
+    return spark.sql(
+        "SELECT 7 DIV 2 AS q, 7 % 3 AS m, pow(2, 10) AS p, round(3.14159, 2) AS r, abs(-4) AS a"
+    )
 
 
 @case
 def sql_strings(spark):
     return spark.sql(
-        "SELECT upper('spark') AS u, concat_ws('-', 'a', 'b') AS c, substring('héllo wörld', 2, 5) AS s, "
+        "SELECT upper('spark') AS u, concat_ws('-', 'a', 'b') AS c, "
+        "substring('héllo wörld', 2, 5) AS s, "
         "length('日本語') AS l, regexp_replace('a1b22c', '[0-9]+', '#') AS r"
     )
 
@@ -58,7 +61,8 @@ def sql_strings(spark):
 @case
 def sql_case_when(spark):
     return spark.sql(
-        "SELECT id, CASE WHEN id % 3 = 0 THEN 'fizz' WHEN id % 5 = 0 THEN 'buzz' ELSE string(id) END AS v "
+        "SELECT id, CASE WHEN id % 3 = 0 THEN 'fizz' WHEN id % 5 = 0 THEN 'buzz' "
+        "ELSE string(id) END AS v "
         "FROM range(1, 16)"
     )
 
@@ -97,7 +101,11 @@ def drop_and_select_expr(spark):
 
 @case
 def distinct_and_order(spark):
-    return spark.createDataFrame([(3,), (1,), (3,), (None,), (2,)], "v int").distinct().orderBy(F.col("v").desc_nulls_last())
+    return (
+        spark.createDataFrame([(3,), (1,), (3,), (None,), (2,)], "v int")
+        .distinct()
+        .orderBy(F.col("v").desc_nulls_last())
+    )
 
 
 @case
@@ -122,14 +130,20 @@ def explode_and_posexplode(spark):
 @case
 def string_column_functions(spark):
     df = spark.createDataFrame([("  Alice ",), ("bob",), (None,)], "name string")
-    return df.select(F.trim("name").alias("t"), F.initcap("name").alias("i"), F.coalesce("name", F.lit("?")).alias("c"))
+    return df.select(
+        F.trim("name").alias("t"),
+        F.initcap("name").alias("i"),
+        F.coalesce("name", F.lit("?")).alias("c"),
+    )
 
 
 # ---------------------------------------------------------------- joins
 
 
 def _people(spark):
-    return spark.createDataFrame([(1, "ann", 10), (2, "bo", 20), (3, "cy", None)], "id int, name string, dept int")
+    return spark.createDataFrame(
+        [(1, "ann", 10), (2, "bo", 20), (3, "cy", None)], "id int, name string, dept int"
+    )
 
 
 def _depts(spark):
@@ -157,7 +171,9 @@ def join_semi_anti_cross(spark):
     semi = people.join(depts, "dept", "left_semi").select("name")
     anti = people.join(depts, "dept", "left_anti").select("name")
     cross = people.select("name").crossJoin(depts.select("title"))
-    return semi.union(anti).union(cross.select(F.concat("name", F.lit("/"), "title"))).orderBy("name")
+    return (
+        semi.union(anti).union(cross.select(F.concat("name", F.lit("/"), "title"))).orderBy("name")
+    )
 
 
 # ---------------------------------------------------------------- aggregations
@@ -165,7 +181,12 @@ def join_semi_anti_cross(spark):
 
 def _sales(spark):
     return spark.createDataFrame(
-        [("north", "a", 10, 1.5), ("north", "b", 5, 2.0), ("south", "a", 7, None), ("south", "a", 3, 4.25)],
+        [
+            ("north", "a", 10, 1.5),
+            ("north", "b", 5, 2.0),
+            ("south", "a", 7, None),
+            ("south", "a", 3, 4.25),
+        ],
         "region string, product string, qty int, price double",
     )
 
@@ -173,27 +194,45 @@ def _sales(spark):
 @case
 def group_by_agg(spark):
     return (
-        _sales(spark).groupBy("region")
-        .agg(F.sum("qty").alias("qty"), F.avg("price").alias("avg_price"), F.count("*").alias("n"),
-             F.sort_array(F.collect_list("product")).alias("products"))
+        _sales(spark)
+        .groupBy("region")
+        .agg(
+            F.sum("qty").alias("qty"),
+            F.avg("price").alias("avg_price"),
+            F.count("*").alias("n"),
+            F.sort_array(F.collect_list("product")).alias("products"),
+        )
         .orderBy("region")
     )
 
 
 @case
 def pivot(spark):
-    return _sales(spark).groupBy("region").pivot("product", ["a", "b"]).agg(F.sum("qty")).orderBy("region")
+    return (
+        _sales(spark)
+        .groupBy("region")
+        .pivot("product", ["a", "b"])
+        .agg(F.sum("qty"))
+        .orderBy("region")
+    )
 
 
 @case
 def rollup(spark):
-    return _sales(spark).rollup("region", "product").agg(F.sum("qty").alias("q")).orderBy("region", "product")
+    return (
+        _sales(spark)
+        .rollup("region", "product")
+        .agg(F.sum("qty").alias("q"))
+        .orderBy("region", "product")
+    )
 
 
 @case
 def cube_with_grouping(spark):
     return (
-        _sales(spark).cube("region").agg(F.grouping("region").alias("g"), F.max("qty").alias("m"))
+        _sales(spark)
+        .cube("region")
+        .agg(F.grouping("region").alias("g"), F.max("qty").alias("m"))
         .orderBy("g", "region")
     )
 
@@ -201,7 +240,11 @@ def cube_with_grouping(spark):
 @case
 def global_aggregates(spark):
     return spark.range(1, 101).agg(
-        F.sum("id").alias("s"), F.min("id"), F.max("id"), F.stddev("id").alias("sd"), F.count_distinct(F.col("id") % 7).alias("d")
+        F.sum("id").alias("s"),
+        F.min("id"),
+        F.max("id"),
+        F.stddev("id").alias("sd"),
+        F.count_distinct(F.col("id") % 7).alias("d"),
     )
 
 
@@ -211,18 +254,28 @@ def global_aggregates(spark):
 @case
 def window_rank(spark):
     w = Window.partitionBy("region").orderBy(F.col("qty").desc())
-    return _sales(spark).select("region", "qty", F.row_number().over(w).alias("rn"), F.rank().over(w).alias("rk")).orderBy("region", "rn")
+    return (
+        _sales(spark)
+        .select("region", "qty", F.row_number().over(w).alias("rn"), F.rank().over(w).alias("rk"))
+        .orderBy("region", "rn")
+    )
 
 
 @case
 def window_lag_lead(spark):
     w = Window.orderBy("id")
-    return spark.range(6).select("id", F.lag("id", 1).over(w).alias("prev"), F.lead("id", 2, -1).over(w).alias("next2"))
+    return spark.range(6).select(
+        "id", F.lag("id", 1).over(w).alias("prev"), F.lead("id", 2, -1).over(w).alias("next2")
+    )
 
 
 @case
 def window_running_sum(spark):
-    w = Window.partitionBy(F.col("id") % 2).orderBy("id").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    w = (
+        Window.partitionBy(F.col("id") % 2)
+        .orderBy("id")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     return spark.range(8).select("id", F.sum("id").over(w).alias("running")).orderBy("id")
 
 
@@ -256,7 +309,10 @@ def type_decimal(spark):
 
 @case
 def type_string_and_binary(spark):
-    return spark.sql("SELECT 'Grüße, 世界 🙂' AS s, X'00FF10' AS b, CAST('' AS BINARY) AS e, encode('ab', 'UTF-8') AS u")
+    return spark.sql(
+        "SELECT 'Grüße, 世界 🙂' AS s, X'00FF10' AS b, "
+        "CAST('' AS BINARY) AS e, encode('ab', 'UTF-8') AS u"
+    )
 
 
 @case
@@ -266,14 +322,17 @@ def type_boolean_and_null(spark):
 
 @case
 def type_date(spark):
-    return spark.sql("SELECT DATE'2024-02-29' AS leap, DATE'0001-01-01' AS first, DATE'9999-12-31' AS last")
+    return spark.sql(
+        "SELECT DATE'2024-02-29' AS leap, DATE'0001-01-01' AS first, DATE'9999-12-31' AS last"
+    )
 
 
 def _timestamps(spark, zone):
     spark.conf.set("spark.sql.session.timeZone", zone)
     try:
         return spark.sql(
-            "SELECT TIMESTAMP'2024-03-10 02:30:00' AS ts, TIMESTAMP_NTZ'2024-03-10 02:30:00' AS ntz, "
+            "SELECT TIMESTAMP'2024-03-10 02:30:00' AS ts, "
+            "TIMESTAMP_NTZ'2024-03-10 02:30:00' AS ntz, "
             "TIMESTAMP'1969-12-31 23:59:59.999999' AS before_epoch, "
             "to_utc_timestamp(TIMESTAMP'2024-06-01 12:00:00', 'Asia/Kolkata') AS converted"
         ).collect()
@@ -306,7 +365,9 @@ def type_intervals(spark):
 
 @case
 def type_arrays(spark):
-    return spark.sql("SELECT array(1, 2, NULL) AS a, array(array('x'), array()) AS aa, array() AS e")
+    return spark.sql(
+        "SELECT array(1, 2, NULL) AS a, array(array('x'), array()) AS aa, array() AS e"
+    )
 
 
 @case
@@ -334,7 +395,7 @@ def type_nulls_everywhere(spark):
 @case
 def type_variant(spark):
     return spark.sql(
-        "SELECT parse_json('{\"a\": 1, \"b\": [true, null, 2.5], \"c\": \"text\"}') AS v, "
+        'SELECT parse_json(\'{"a": 1, "b": [true, null, 2.5], "c": "text"}\') AS v, '
         "parse_json('42') AS n"
     ).collect()
 
@@ -374,7 +435,13 @@ def create_with_struct_type(spark):
         ]
     )
     rows = [
-        (1, decimal.Decimal("-10.25"), ["a", None], {"k": 1}, datetime.datetime(2024, 1, 2, 3, 4, 5, 6)),
+        (
+            1,
+            decimal.Decimal("-10.25"),
+            ["a", None],
+            {"k": 1},
+            datetime.datetime(2024, 1, 2, 3, 4, 5, 6),
+        ),
         (2, None, [], {}, None),
     ]
     return spark.createDataFrame(rows, schema)
@@ -388,14 +455,16 @@ def create_from_atomic_values(spark):
 @case
 def create_nested_inferred(spark):
     return spark.createDataFrame(
-        [(1, [1, 2], {"k": "v"}, Row(x=1.0, y=[True])), (2, [], {}, Row(x=None, y=[]))], ["id", "xs", "m", "st"]
+        [(1, [1, 2], {"k": "v"}, Row(x=1.0, y=[True])), (2, [], {}, Row(x=None, y=[]))],
+        ["id", "xs", "m", "st"],
     )
 
 
 @case
 def create_dates_and_bytes(spark):
     return spark.createDataFrame(
-        [(datetime.date(2020, 2, 29), bytearray(b"\x00\x01"), decimal.Decimal("1.50"))], ["d", "b", "dec"]
+        [(datetime.date(2020, 2, 29), bytearray(b"\x00\x01"), decimal.Decimal("1.50"))],
+        ["d", "b", "dec"],
     )
 
 
@@ -414,7 +483,9 @@ def schema_json(spark):
 
 @case
 def print_schema(spark):
-    spark.sql("SELECT named_struct('a', 1, 'b', array(map('k', 2.5D))) AS s, 'x' AS t").printSchema()
+    spark.sql(
+        "SELECT named_struct('a', 1, 'b', array(map('k', 2.5D))) AS s, 'x' AS t"
+    ).printSchema()
 
 
 @case
@@ -454,8 +525,50 @@ def columns_dtypes(spark):
 
 @case
 def collect_large(spark):
-    rows = spark.range(200_000).select("id", (F.col("id") % 13).alias("m"), F.lit("x").alias("s")).collect()
+    rows = (
+        spark.range(200_000)
+        .select("id", (F.col("id") % 13).alias("m"), F.lit("x").alias("s"))
+        .collect()
+    )
     return [len(rows), rows[0], rows[-1], sum(r.m for r in rows)]
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _stat_frame(spark):
+    return spark.createDataFrame(
+        [(1, 2.0, "a"), (2, 4.5, "b"), (3, 5.0, "a"), (4, 9.0, "c"), (5, 10.5, "a")],
+        "k INT, v DOUBLE, s STRING",
+    )
+
+
+@case
+def stat_approx_quantile(spark):
+    # One column gives a list, several a list of lists: both read a list-typed Arrow value.
+    df = _stat_frame(spark)
+    return [
+        df.approxQuantile("v", [0.0, 0.5, 1.0], 0.0),
+        df.approxQuantile(["k", "v"], [0.25, 0.75], 0.0),
+        df.stat.approxQuantile("k", [0.5], 0.1),
+    ]
+
+
+@case
+def stat_corr_cov_crosstab_freq_items(spark):
+    df = _stat_frame(spark)
+    return [
+        df.corr("k", "v"),
+        df.cov("k", "v"),
+        sorted(df.crosstab("s", "k").collect()),
+        df.freqItems(["s"], 0.5).collect(),
+    ]
+
+
+@case
+def stat_describe_and_summary(spark):
+    df = _stat_frame(spark)
+    return [df.describe().collect(), df.summary("count", "min", "50%", "max").collect()]
 
 
 # ---------------------------------------------------------------- catalog, views, config
@@ -480,7 +593,9 @@ def catalog_databases_and_current(spark):
 
 @case
 def catalog_tables_and_exists(spark):
-    tables = sorted((t.name, t.isTemporary) for t in spark.catalog.listTables() if t.name == "people")
+    tables = sorted(
+        (t.name, t.isTemporary) for t in spark.catalog.listTables() if t.name == "people"
+    )
     return [tables, spark.catalog.tableExists("people"), spark.catalog.tableExists("no_such_thing")]
 
 
@@ -496,8 +611,12 @@ def config_set_get(spark):
     spark.conf.set("spark.sql.shuffle.partitions", "7")
     value = spark.conf.get("spark.sql.shuffle.partitions")
     spark.conf.unset("spark.sql.shuffle.partitions")
-    return [value, spark.conf.get("spark.sql.ansi.enabled"), spark.conf.get("spark.pyspark-web.missing", "fallback"),
-            spark.conf.isModifiable("spark.sql.shuffle.partitions")]
+    return [
+        value,
+        spark.conf.get("spark.sql.ansi.enabled"),
+        spark.conf.get("spark.pyspark-web.missing", "fallback"),
+        spark.conf.isModifiable("spark.sql.shuffle.partitions"),
+    ]
 
 
 # ---------------------------------------------------------------- errors
@@ -538,12 +657,24 @@ def error_unresolved_column(spark):
 
 @case
 def error_raised_at_runtime(spark):
-    return spark.range(5).select(F.when(F.col("id") == 3, F.raise_error(F.lit("custom failure"))).otherwise(F.col("id"))).collect()
+    return (
+        spark.range(5)
+        .select(
+            F.when(F.col("id") == 3, F.raise_error(F.lit("custom failure"))).otherwise(F.col("id"))
+        )
+        .collect()
+    )
 
 
 @case
 def error_in_the_middle_of_a_stream(spark):
     # Ten partitions; the last one fails after the others' batches were sent.
-    return spark.range(0, 100, 1, 10).select(
-        F.when(F.col("id") == 95, F.raise_error(F.lit("late failure"))).otherwise(F.col("id")).alias("v")
-    ).collect()
+    return (
+        spark.range(0, 100, 1, 10)
+        .select(
+            F.when(F.col("id") == 95, F.raise_error(F.lit("late failure")))
+            .otherwise(F.col("id"))
+            .alias("v")
+        )
+        .collect()
+    )
