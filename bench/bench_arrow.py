@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 
-from pyspark_web.arrow import ipc
+import pyspark_web.arrow as arrow
 from pyspark_web.arrow.table import Table
 
 BATCH = 65536
@@ -33,22 +33,42 @@ def tables():
         "dec": [decimal.Decimal(i).scaleb(-2) for i in range(m)],
         "s": [None if i % 7 == 0 else f"s{i}" for i in range(m)],
         "dt": [datetime.date(2020, 1, 1) + datetime.timedelta(days=i % 1000) for i in range(m)],
-        "ts": [datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=i) for i in range(m)],
+        "ts": [
+            datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+            + datetime.timedelta(seconds=i)
+            for i in range(m)
+        ],
         "l": [[i, i + 1] if i % 3 else [] for i in range(m)],
     }
-    return {"int64 + string, 1,000,000 rows": ({"id": ints, "s": strings}, n), "mixed, 200,000 rows": (mixed, m)}
+    return {
+        "int64 + string, 1,000,000 rows": ({"id": ints, "s": strings}, n),
+        "mixed, 200,000 rows": (mixed, m),
+    }
 
 
 def ours_schema(name):
-    t = ipc.DataType
+    t = arrow.DataType
     if name.startswith("int64"):
-        return ipc.Schema([ipc.Field("id", t("int", (("bits", 64), ("signed", True)))), ipc.Field("s", t("utf8"))])
-    return ipc.Schema([
-        ipc.Field("i", t("int", (("bits", 32), ("signed", True)))), ipc.Field("d", t("float", (("bits", 64),))),
-        ipc.Field("dec", t("decimal", (("precision", 18), ("scale", 2), ("bits", 128)))), ipc.Field("s", t("utf8")),
-        ipc.Field("dt", t("date", (("unit", "day"),))), ipc.Field("ts", t("timestamp", (("unit", "us"), ("tz", "UTC")))),
-        ipc.Field("l", t("list", (), (ipc.Field("item", t("int", (("bits", 32), ("signed", True)))),))),
-    ])
+        return arrow.Schema(
+            [
+                arrow.Field("id", t("int", (("bits", 64), ("signed", True)))),
+                arrow.Field("s", t("utf8")),
+            ]
+        )
+    return arrow.Schema(
+        [
+            arrow.Field("i", t("int", (("bits", 32), ("signed", True)))),
+            arrow.Field("d", t("float", (("bits", 64),))),
+            arrow.Field("dec", t("decimal", (("precision", 18), ("scale", 2), ("bits", 128)))),
+            arrow.Field("s", t("utf8")),
+            arrow.Field("dt", t("date", (("unit", "day"),))),
+            arrow.Field("ts", t("timestamp", (("unit", "us"), ("tz", "UTC")))),
+            arrow.Field(
+                "l",
+                t("list", (), (arrow.Field("item", t("int", (("bits", 32), ("signed", True)))),)),
+            ),
+        ]
+    )
 
 
 def stream(name, columns, rows):
@@ -57,10 +77,31 @@ def stream(name, columns, rows):
     except ImportError:
         schema = ours_schema(name)
         values = [columns[f.name] for f in schema.fields]
-        return ipc.write_stream(schema, [([v[a:a + BATCH] for v in values], min(BATCH, rows - a)) for a in range(0, rows, BATCH)]), None
-    schema = pa.schema([pa.field(f.name, {"id": pa.int64(), "s": pa.string(), "i": pa.int32(), "d": pa.float64(),
-                                          "dec": pa.decimal128(18, 2), "dt": pa.date32(), "ts": pa.timestamp("us", tz="UTC"),
-                                          "l": pa.list_(pa.int32())}[f.name]) for f in ours_schema(name).fields])
+        return arrow.write_stream(
+            schema,
+            [
+                ([v[a : a + BATCH] for v in values], min(BATCH, rows - a))
+                for a in range(0, rows, BATCH)
+            ],
+        ), None
+    schema = pa.schema(
+        [
+            pa.field(
+                f.name,
+                {
+                    "id": pa.int64(),
+                    "s": pa.string(),
+                    "i": pa.int32(),
+                    "d": pa.float64(),
+                    "dec": pa.decimal128(18, 2),
+                    "dt": pa.date32(),
+                    "ts": pa.timestamp("us", tz="UTC"),
+                    "l": pa.list_(pa.int32()),
+                }[f.name],
+            )
+            for f in ours_schema(name).fields
+        ]
+    )
     table = pa.table(columns, schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
@@ -79,16 +120,23 @@ def best(fn, runs=3):
 
 
 def main():
-    print(f"{platform.python_implementation()} {platform.python_version()} on {sys.platform}/{platform.machine()}")
+    print(
+        f"{platform.python_implementation()} {platform.python_version()} on "
+        f"{sys.platform}/{platform.machine()}"
+    )
     print("| table | pyspark-web rows/s | pyarrow to_pylist rows/s | ratio |")
     print("| --- | --- | --- | --- |")
     for name, (columns, rows) in tables().items():
         data, pa = stream(name, columns, rows)
-        ours = best(lambda: [c.to_pylist() for c in Table.read_stream(data).columns])
+        ours = best(lambda data=data: [c.to_pylist() for c in Table.read_stream(data).columns])
         if pa is None:
             print(f"| {name} | {rows / ours:,.0f} | (no pyarrow here) | |")
             continue
-        theirs = best(lambda: [c.to_pylist() for c in pa.ipc.open_stream(data).read_all().columns])
+        theirs = best(
+            lambda pa=pa, data=data: [
+                c.to_pylist() for c in pa.ipc.open_stream(data).read_all().columns
+            ]
+        )
         print(f"| {name} | {rows / ours:,.0f} | {rows / theirs:,.0f} | {theirs / ours:.2f} |")
 
 

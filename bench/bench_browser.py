@@ -8,7 +8,6 @@ first collect() (session + query), the bytes downloaded, and the median of 20
 spark.sql("select 1").collect() in the page (JSPI, main thread).
 """
 
-import functools
 import http.server
 import sys
 import tempfile
@@ -23,8 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import CHROME_FLAGS  # noqa: E402
 
-TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json",
-         ".html": "text/html", ".whl": "application/zip", ".zip": "application/zip"}
+TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+}
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -46,7 +52,12 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", *CHROME_FLAGS, f"--user-data-dir={tempfile.mkdtemp()}"]:
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        *CHROME_FLAGS,
+        f"--user-data-dir={tempfile.mkdtemp()}",
+    ]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     try:
@@ -64,16 +75,21 @@ def main():
         raise SystemExit("no result from the page within 180 s")
     boot = result["pyodide"]
     packages = result["packages"] - result["pyodide"]
-    query = result["first_collect"] - result["packages"]
     print(f"Chromium {version}, headless, fresh profile; page, dist/ and Envoy on 127.0.0.1")
     print("| from page load | ms |")
     print("| --- | --- |")
     print(f"| Pyodide boot (loadPyodide) | {boot:.0f} |")
-    print(f"| package load (loadPackage('pyspark-web'): pyspark-web, protobuf, googleapis-common-protos, urllib3) | {packages:.0f} |")
+    print(
+        "| package load (loadPackage('pyspark-web'): pyspark-web, protobuf, "
+        f"googleapis-common-protos, urllib3) | {packages:.0f} |"
+    )
     print(f"| first query (session + select 1 collect) | {result['first_query_ms']:.0f} |")
     print(f"| total to the first collect() | {result['packages'] + result['first_query_ms']:.0f} |")
     print(f"bytes downloaded: {result['bytes']:,}")
-    print(f"median spark.sql('select 1').collect() in the browser: {result['select1_median_ms']:.1f} ms")
+    print(
+        "median spark.sql('select 1').collect() in the browser: "
+        f"{result['select1_median_ms']:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,12 @@ for _ in range(3):
     spark.sql("select 1").collect()
 small = []
 for _ in range(30):
-    began = time.perf_counter(); spark.sql("select 1").collect(); small.append(time.perf_counter() - began)
+    began = time.perf_counter(); spark.sql("select 1").collect(); \
+small.append(time.perf_counter() - began)
 big = []
 for _ in range(3):
-    began = time.perf_counter(); rows = spark.range(1_000_000).collect(); big.append(time.perf_counter() - began)
+    began = time.perf_counter(); rows = spark.range(1_000_000).collect(); \
+big.append(time.perf_counter() - began)
     assert len(rows) == 1_000_000
 print(json.dumps({"select1_ms": statistics.median(small) * 1000, "range1m_s": min(big)}))
 """
@@ -40,19 +42,33 @@ def measure(venv: str, url: str) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py") as script:
         script.write(MEASURE)
         script.flush()
-        out = subprocess.run([str(python), script.name, url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [str(python), script.name, url], capture_output=True, text=True, check=True
+        ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
     native = measure("venv-stock", "sc://127.0.0.1:15002")
     web = measure("venv-web", "http://127.0.0.1:8081")
-    print(f"machine: {platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
-          f"Python {platform.python_version()}; server: Spark Connect 4.3.0 local[2] on the same machine")
+    print(
+        f"machine: {platform.machine()}, "
+        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
+        f"Python {platform.python_version()}; "
+        "server: Spark Connect 4.3.0 local[2] on the same machine"
+    )
     print("| measurement | native gRPC | pyspark-web (grpc-web via Envoy) | ratio |")
     print("| --- | --- | --- | --- |")
-    print(f"| `spark.sql('select 1').collect()`, median of 30 | {native['select1_ms']:.1f} ms | {web['select1_ms']:.1f} ms | {web['select1_ms'] / native['select1_ms']:.2f} |")
-    print(f"| `spark.range(1_000_000).collect()`, best of 3 | {native['range1m_s']:.2f} s | {web['range1m_s']:.2f} s | {web['range1m_s'] / native['range1m_s']:.2f} |")
+    print(
+        "| `spark.sql('select 1').collect()`, median of 30 | "
+        f"{native['select1_ms']:.1f} ms | {web['select1_ms']:.1f} ms | "
+        f"{web['select1_ms'] / native['select1_ms']:.2f} |"
+    )
+    print(
+        "| `spark.range(1_000_000).collect()`, best of 3 | "
+        f"{native['range1m_s']:.2f} s | {web['range1m_s']:.2f} s | "
+        f"{web['range1m_s'] / native['range1m_s']:.2f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -65,14 +65,22 @@ def main():
             without.append(timed(notebook, False))
     click_to_end = [s[0] for s in stops]
     next_cell = [s[1] for s in stops]
-    print(f"stop: click to cell end, s: median {statistics.median(click_to_end):.2f} "
-          f"(all: {', '.join(f'{x:.2f}' for x in click_to_end)})")
-    print(f"stop: next cell's range(5).count(), s: median {statistics.median(next_cell):.2f} "
-          f"(all: {', '.join(f'{x:.2f}' for x in next_cell)})")
-    print(f"16-task query with the display, s: median {statistics.median(with_display):.3f} "
-          f"(all: {', '.join(f'{x:.3f}' for x in with_display)})")
-    print(f"16-task query without it, s:       median {statistics.median(without):.3f} "
-          f"(all: {', '.join(f'{x:.3f}' for x in without)})")
+    print(
+        f"stop: click to cell end, s: median {statistics.median(click_to_end):.2f} "
+        f"(all: {', '.join(f'{x:.2f}' for x in click_to_end)})"
+    )
+    print(
+        f"stop: next cell's range(5).count(), s: median {statistics.median(next_cell):.2f} "
+        f"(all: {', '.join(f'{x:.2f}' for x in next_cell)})"
+    )
+    print(
+        f"16-task query with the display, s: median {statistics.median(with_display):.3f} "
+        f"(all: {', '.join(f'{x:.3f}' for x in with_display)})"
+    )
+    print(
+        f"16-task query without it, s:       median {statistics.median(without):.3f} "
+        f"(all: {', '.join(f'{x:.3f}' for x in without)})"
+    )
 
 
 if __name__ == "__main__":

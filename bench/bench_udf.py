@@ -56,10 +56,19 @@ def main():
         spark.stop()
     client = "%d.%d" % sys.version_info[:2]
     path = "cloudpickle (same minor)" if client == workers else "source (portable)"
-    print(f"client Python {client} ({sys.platform}), workers {workers}, {path}, median of {ROUNDS}:")
-    print(f"  first UDF query of a session (probe + query): {statistics.median(first) * 1000:.0f} ms")
-    print(f"  second UDF query:                             {statistics.median(second) * 1000:.0f} ms")
-    print(f"  first UDF query, version declared (no probe): {statistics.median(declared) * 1000:.0f} ms")
+    print(
+        f"client Python {client} ({sys.platform}), workers {workers}, {path}, median of {ROUNDS}:"
+    )
+    print(
+        f"  first UDF query of a session (probe + query): {statistics.median(first) * 1000:.0f} ms"
+    )
+    print(
+        f"  second UDF query:                             {statistics.median(second) * 1000:.0f} ms"
+    )
+    print(
+        "  first UDF query, version declared (no probe): "
+        f"{statistics.median(declared) * 1000:.0f} ms"
+    )
 
 
 main()

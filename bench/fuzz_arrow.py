@@ -23,11 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests/unit")]
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-
 import test_arrow_fuzz as fuzz  # noqa: E402
-from pyspark_web.arrow import ipc  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from test_arrow_hostile import Overtime, deadline  # noqa: E402
+
+import pyspark_web.arrow as arrow  # noqa: E402
+from pyspark_web.arrow import reader  # noqa: E402
 
 SEEDS = {"all": fuzz.ALL_SEEDS, "ours": fuzz.OUR_SEEDS, "pyarrow": fuzz.PYARROW_SEEDS}
 
@@ -45,11 +46,11 @@ class Tally:
         began = time.perf_counter()
         try:
             with deadline(seconds):
-                ipc.read_stream(data)
+                arrow.read_stream(data)
             outcome = "read"
-        except ipc.ArrowError as error:
+        except arrow.ArrowError as error:
             outcome = "ArrowError"
-            if str(error).startswith(getattr(ipc, "UNEXPECTED", "\0")):
+            if str(error).startswith(getattr(reader, "UNEXPECTED", "\0")):
                 outcome = "safety net"
                 self.causes[type(error.__cause__).__name__] += 1
         except Overtime:
@@ -70,7 +71,7 @@ class Tally:
 def _timed(data: bytes) -> float:
     began = time.perf_counter()
     try:
-        ipc.read_stream(data)
+        arrow.read_stream(data)
     except Exception:  # noqa: BLE001 - only the time counts here
         pass
     return time.perf_counter() - began
@@ -79,38 +80,63 @@ def _timed(data: bytes) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (runs are reproducible per seed)")
-    parser.add_argument("--seeds", choices=sorted(SEEDS), default="all", help="which seed streams to mutate")
-    parser.add_argument("--seconds", type=float, default=fuzz.SECONDS_PER_EXAMPLE, help="time bound per example")
-    parser.add_argument("--save", type=Path, default=Path("build/fuzz-arrow"), help="where odd inputs are saved")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Hypothesis seed (runs are reproducible per seed)"
+    )
+    parser.add_argument(
+        "--seeds", choices=sorted(SEEDS), default="all", help="which seed streams to mutate"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=fuzz.SECONDS_PER_EXAMPLE, help="time bound per example"
+    )
+    parser.add_argument(
+        "--save", type=Path, default=Path("build/fuzz-arrow"), help="where odd inputs are saved"
+    )
     args = parser.parse_args()
 
     tally = Tally(args.save)
     began = time.perf_counter()
 
     @seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=args.examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fuzz.mutated(SEEDS[args.seeds]))
     def run(example):
         tally.run(*example, args.seconds)
         done = sum(tally.outcomes.values())
         if done % 10_000 == 0:
-            print(f"  {done:,} examples, {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"  {done:,} examples, {time.perf_counter() - began:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     run()
     total = time.perf_counter() - began
     examples = sum(tally.outcomes.values())
-    print(f"{examples:,} examples of {args.seeds} seeds (Hypothesis seed {args.seed}) in {total:.1f} s "
-          f"({examples / total:,.0f}/s)")
+    print(
+        f"{examples:,} examples of {args.seeds} seeds "
+        f"(Hypothesis seed {args.seed}) in {total:.1f} s "
+        f"({examples / total:,.0f}/s)"
+    )
     for outcome, count in tally.outcomes.most_common():
         print(f"  {outcome:24s} {count:9,d}  {100 * count / examples:6.2f} %")
     if tally.causes:
-        print("  safety net caught: " + ", ".join(f"{k} {v}" for k, v in tally.causes.most_common()))
+        print(
+            "  safety net caught: " + ", ".join(f"{k} {v}" for k, v in tally.causes.most_common())
+        )
     took, name, data = tally.slowest
     replayed = min(_timed(data) for _ in range(5))
-    print(f"  slowest example: {took * 1000:.1f} ms ({name}; {replayed * 1000:.1f} ms replayed alone), "
-          f"saved as {args.save}/slowest.arrows")
+    print(
+        f"  slowest example: {took * 1000:.1f} ms ({name}; "
+        f"{replayed * 1000:.1f} ms replayed alone), "
+        f"saved as {args.save}/slowest.arrows"
+    )
     args.save.mkdir(parents=True, exist_ok=True)
     (args.save / "slowest.arrows").write_bytes(data)
     if tally.saved:

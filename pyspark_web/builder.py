@@ -9,14 +9,19 @@ cannot carry (a CA bundle, timeouts).
 
 import ipaddress
 import re
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 from pyspark.errors import PySparkRuntimeError, PySparkValueError
 from pyspark.sql.connect.client.core import ChannelBuilder, DefaultChannelBuilder
 
 from pyspark_web import __version__, notebook
 from pyspark_web.channel import GrpcWebChannel
-from pyspark_web.transport import DEFAULT_CONNECT_TIMEOUT, Transport, blocking_mode, no_blocking_mode_message
+from pyspark_web.transport import (
+    DEFAULT_CONNECT_TIMEOUT,
+    Transport,
+    blocking_mode,
+    no_blocking_mode_message,
+)
 
 # RFC 9110 token: what a header name may be.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -28,8 +33,19 @@ _HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?\Z")
 _BEARER_TOKEN = re.compile(r"^[A-Za-z0-9._~+/-]+=*\Z")
 # Headers the channel sets itself, or that HTTP/1.1 reserves.
 _RESERVED_HEADERS = {
-    "content-type", "content-length", "accept", "x-grpc-web", "x-user-agent", "grpc-timeout",
-    "authorization", "host", "connection", "transfer-encoding", "te", "upgrade", "keep-alive",
+    "content-type",
+    "content-length",
+    "accept",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "authorization",
+    "host",
+    "connection",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "keep-alive",
 }
 
 
@@ -47,7 +63,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def request_headers(builder: ChannelBuilder) -> List[Tuple[str, str]]:
+def request_headers(builder: ChannelBuilder) -> list[tuple[str, str]]:
     """Connection-string parameters that become headers, checked, plus the token."""
     headers = []
     for key, value in builder.metadata():
@@ -80,7 +96,7 @@ def request_headers(builder: ChannelBuilder) -> List[Tuple[str, str]]:
 
 def create_channel(
     builder: DefaultChannelBuilder,
-    ca_certs: Optional[str] = None,
+    ca_certs: str | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> GrpcWebChannel:
     """The channel for a builder whose transport is grpcweb (the entry point)."""
@@ -133,8 +149,8 @@ class GrpcWebChannelBuilder(DefaultChannelBuilder):
     def __init__(
         self,
         url: str,
-        channelOptions: Optional[List[Tuple[str, Any]]] = None,
-        ca_certs: Optional[str] = None,
+        channelOptions: list[tuple[str, Any]] | None = None,
+        ca_certs: str | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if url.startswith("sc://"):
@@ -145,7 +161,9 @@ class GrpcWebChannelBuilder(DefaultChannelBuilder):
                 url = f"{url}{separator};{ChannelBuilder.PARAM_TRANSPORT}={self.TRANSPORT_GRPC_WEB}"
         super().__init__(url, channelOptions)
         if self.transport != self.TRANSPORT_GRPC_WEB:
-            raise _invalid(f"GrpcWebChannelBuilder needs transport=grpcweb, not '{self.transport}'.")
+            raise _invalid(
+                f"GrpcWebChannelBuilder needs transport=grpcweb, not '{self.transport}'."
+            )
         self._ca_certs = ca_certs
         self._connect_timeout = connect_timeout
 

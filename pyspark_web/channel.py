@@ -15,7 +15,8 @@ a server certificate that fails verification.
 
 import sys
 import time
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql.connect.grpc_compat import grpc
@@ -56,10 +57,10 @@ class GrpcWebError(grpc.RpcError, grpc.Call):  # type: ignore[misc, name-defined
     def details(self) -> str:
         return self._details
 
-    def trailing_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+    def trailing_metadata(self) -> tuple[tuple[str, Any], ...]:
         return self._trailing
 
-    def initial_metadata(self) -> Tuple[Tuple[str, Any], ...]:
+    def initial_metadata(self) -> tuple[tuple[str, Any], ...]:
         return self._initial
 
     def debug_error_string(self) -> str:
@@ -68,7 +69,7 @@ class GrpcWebError(grpc.RpcError, grpc.Call):  # type: ignore[misc, name-defined
     def is_active(self) -> bool:
         return False
 
-    def time_remaining(self) -> Optional[float]:
+    def time_remaining(self) -> float | None:
         return None
 
     def cancel(self) -> bool:
@@ -114,7 +115,14 @@ def _status(number: int) -> Any:
 class _Call:
     """One RPC: the HTTP exchange and the frames of its response."""
 
-    def __init__(self, channel: "GrpcWebChannel", method: str, body: bytes, timeout: Optional[float], metadata: Any) -> None:
+    def __init__(
+        self,
+        channel: "GrpcWebChannel",
+        method: str,
+        body: bytes,
+        timeout: float | None,
+        metadata: Any,
+    ) -> None:
         self._channel = channel
         self._url = channel.base_url + method
         self._method = method.rsplit("/", 1)[-1]
@@ -122,7 +130,7 @@ class _Call:
         self._body = body
         self._timeout = timeout
         self._metadata = metadata
-        self._response: Optional[Response] = None
+        self._response: Response | None = None
         self._initial: grpcweb.Metadata = []
         self._finished = False
 
@@ -174,14 +182,17 @@ class _Call:
         except grpcweb.ProtocolError as error:
             self._finish(response, reuse=False)
             raise self._error(
-                grpc.StatusCode.INTERNAL, f"{self._rpc}: grpc-web protocol error in the response headers: {error}"
+                grpc.StatusCode.INTERNAL,
+                f"{self._rpc}: grpc-web protocol error in the response headers: {error}",
             ) from error
         content_type = response.headers.get("content-type", "")
         if status is not None and (status != grpcweb.OK or response.status == 200):
             # Trailers-only: the status travels in the HTTP headers; nothing follows but,
             # from a proxy, perhaps a short text body that says why.
             if status != grpcweb.OK and not message and content_type.startswith("text/plain"):
-                message = _printable(response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace"), EXCERPT_BYTES)
+                message = _printable(
+                    response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace"), EXCERPT_BYTES
+                )
             # A body left unread would be taken for the next response on this connection.
             self._finish(response, reuse=response.headers.get("content-length") == "0")
             self._contact(status, message)
@@ -191,7 +202,11 @@ class _Call:
         if response.status != 200 or not content_type.startswith("application/grpc-web"):
             excerpt = response.read_prefix(EXCERPT_BYTES).decode("utf-8", "replace")
             self._finish(response, reuse=False)
-            code = grpcweb.status_for_http(response.status) if response.status != 200 else grpcweb.UNKNOWN
+            code = (
+                grpcweb.status_for_http(response.status)
+                if response.status != 200
+                else grpcweb.UNKNOWN
+            )
             what = f"HTTP {response.status}" + (f" ({content_type})" if content_type else "")
             details = (
                 f"{what} from {self._url}, not a grpc-web response; is this a grpc-web endpoint "
@@ -237,7 +252,9 @@ class _Call:
                         status, message = grpcweb.status_from_metadata(event.metadata)
                         if status is None:
                             raise self._error(
-                                grpc.StatusCode.INTERNAL, f"{self._rpc}: trailer frame without grpc-status", trailing
+                                grpc.StatusCode.INTERNAL,
+                                f"{self._rpc}: trailer frame without grpc-status",
+                                trailing,
                             )
                         if status != grpcweb.OK:
                             raise self._error(_status(status), message, trailing)
@@ -245,13 +262,16 @@ class _Call:
             if not decoder.trailers_seen:
                 # A complete HTTP body without a status: a proxy cut the stream short.
                 raise self._error(
-                    grpc.StatusCode.UNAVAILABLE, f"{self._rpc}: the response ended without a grpc-status trailer"
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"{self._rpc}: the response ended without a grpc-status trailer",
                 )
             complete = True
         except TransportError as error:
             raise self._transport_error(error) from error
         except grpcweb.ProtocolError as error:
-            raise self._error(grpc.StatusCode.INTERNAL, f"{self._rpc}: grpc-web protocol error: {error}") from error
+            raise self._error(
+                grpc.StatusCode.INTERNAL, f"{self._rpc}: grpc-web protocol error: {error}"
+            ) from error
         finally:
             self._finished = True
             response.close(reuse=complete)
@@ -267,11 +287,11 @@ class _FirstContact:
 
     def __init__(self, channel: "GrpcWebChannel") -> None:
         self._channel = channel
-        self._began: Optional[float] = None
+        self._began: float | None = None
         self._last_failure = 0.0
         self._cause = ""
 
-    def connect_within(self, method: str) -> Optional[float]:
+    def connect_within(self, method: str) -> float | None:
         """How long the next call may spend connecting (None: no limit of ours).
 
         Raises ServerUnreachableError, without trying, once the budget is spent."""
@@ -306,10 +326,10 @@ class _FirstContact:
 class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
     """The iterator a unary_stream call returns (like grpcio's _MultiThreadedRendezvous)."""
 
-    def __init__(self, call: _Call, deserializer: Optional[Callable[[bytes], Any]]) -> None:
+    def __init__(self, call: _Call, deserializer: Callable[[bytes], Any] | None) -> None:
         self._call = call
         self._deserializer = deserializer
-        self._payloads: Optional[Iterator[bytes]] = None
+        self._payloads: Iterator[bytes] | None = None
 
     def __iter__(self) -> "_ResponseStream":
         return self
@@ -323,19 +343,19 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
     def initial_metadata(self) -> grpcweb.Metadata:
         return self._call.initial_metadata
 
-    def trailing_metadata(self) -> Optional[grpcweb.Metadata]:
+    def trailing_metadata(self) -> grpcweb.Metadata | None:
         return None
 
     def code(self) -> Any:
         return None
 
-    def details(self) -> Optional[str]:
+    def details(self) -> str | None:
         return None
 
     def is_active(self) -> bool:
         return not self._call.finished
 
-    def time_remaining(self) -> Optional[float]:
+    def time_remaining(self) -> float | None:
         return None
 
     def cancel(self) -> bool:
@@ -348,20 +368,22 @@ class _ResponseStream(grpc.Call):  # type: ignore[misc, name-defined]
         return False
 
 
-def _deserialize(call: _Call, deserializer: Optional[Callable[[bytes], Any]], payload: bytes) -> Any:
+def _deserialize(call: _Call, deserializer: Callable[[bytes], Any] | None, payload: bytes) -> Any:
     if deserializer is None:
         return payload
     try:
         return deserializer(payload)
     except Exception as error:  # protobuf's DecodeError and friends
-        raise call.error(grpc.StatusCode.INTERNAL, f"cannot decode the response message ({error})") from error
+        raise call.error(
+            grpc.StatusCode.INTERNAL, f"cannot decode the response message ({error})"
+        ) from error
 
 
-def _single_response(call: _Call, deserializer: Optional[Callable[[bytes], Any]]) -> Any:
+def _single_response(call: _Call, deserializer: Callable[[bytes], Any] | None) -> Any:
     """The one message a unary response must carry: a second one fails at once, without
     reading (or waiting for) the rest of the body."""
     messages = call.messages()
-    payloads: List[bytes] = []
+    payloads: list[bytes] = []
     for payload in messages:
         payloads.append(payload)
         if len(payloads) > 1:
@@ -373,29 +395,35 @@ def _single_response(call: _Call, deserializer: Optional[Callable[[bytes], Any]]
     return _deserialize(call, deserializer, payloads[0])
 
 
-def _serializer(serializer: Optional[Callable[[Any], bytes]]) -> Callable[[Any], bytes]:
+def _serializer(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes]:
     return serializer if serializer is not None else (lambda message: message)
 
 
 class _MultiCallable:
     """One RPC method of the channel: what the stub calls for each request."""
 
-    def __init__(self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any) -> None:
+    def __init__(
+        self, channel: "GrpcWebChannel", method: str, serializer: Any, deserializer: Any
+    ) -> None:
         self._channel, self._method = channel, method
         self._serialize, self._deserializer = _serializer(serializer), deserializer
 
-    def _call(self, body: bytes, timeout: Optional[float], metadata: Any) -> _Call:
+    def _call(self, body: bytes, timeout: float | None, metadata: Any) -> _Call:
         return _Call(self._channel, self._method, body, timeout, metadata)
 
 
 class _UnaryUnary(_MultiCallable):
-    def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
+    def __call__(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **_: Any
+    ) -> Any:
         call = self._call(grpcweb.encode_message(self._serialize(request)), timeout, metadata)
         return _single_response(call, self._deserializer)
 
 
 class _UnaryStream(_MultiCallable):
-    def __call__(self, request: Any, timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> _ResponseStream:
+    def __call__(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **_: Any
+    ) -> _ResponseStream:
         call = self._call(grpcweb.encode_message(self._serialize(request)), timeout, metadata)
         return _ResponseStream(call, self._deserializer)
 
@@ -404,8 +432,16 @@ class _StreamUnary(_MultiCallable):
     """Client streaming (AddArtifacts): grpc-web has no request streaming over HTTP/1.1,
     so the request messages travel as consecutive frames of one body."""
 
-    def __call__(self, request_iterator: Iterable[Any], timeout: Optional[float] = None, metadata: Any = None, **_: Any) -> Any:
-        call = self._call(grpcweb.encode_messages(self._serialize(r) for r in request_iterator), timeout, metadata)
+    def __call__(
+        self,
+        request_iterator: Iterable[Any],
+        timeout: float | None = None,
+        metadata: Any = None,
+        **_: Any,
+    ) -> Any:
+        call = self._call(
+            grpcweb.encode_messages(self._serialize(r) for r in request_iterator), timeout, metadata
+        )
         return _single_response(call, self._deserializer)
 
 
@@ -418,8 +454,8 @@ class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
     def __init__(
         self,
         base_url: str,
-        headers: Sequence[Tuple[str, str]] = (),
-        transport: Optional[Transport] = None,
+        headers: Sequence[tuple[str, str]] = (),
+        transport: Transport | None = None,
         max_frame_size: int = grpcweb.DEFAULT_MAX_FRAME_SIZE,
         user_agent: str = "pyspark-web",
     ) -> None:
@@ -438,7 +474,7 @@ class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
         for key, value in headers:
             self._headers[key.lower()] = value
 
-    def request_headers(self, metadata: Any, timeout: Optional[float]) -> dict:
+    def request_headers(self, metadata: Any, timeout: float | None) -> dict:
         """The HTTP headers of one call: the channel's, its metadata, its grpc-timeout."""
         headers = dict(self._headers)
         for key, value in metadata or ():
@@ -448,13 +484,31 @@ class GrpcWebChannel(grpc.Channel):  # type: ignore[misc, name-defined]
             headers["grpc-timeout"] = grpcweb.grpc_timeout(timeout)
         return headers
 
-    def unary_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any) -> _UnaryUnary:
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        **_: Any,
+    ) -> _UnaryUnary:
         return _UnaryUnary(self, method, request_serializer, response_deserializer)
 
-    def unary_stream(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any) -> _UnaryStream:
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        **_: Any,
+    ) -> _UnaryStream:
         return _UnaryStream(self, method, request_serializer, response_deserializer)
 
-    def stream_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any) -> _StreamUnary:
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        **_: Any,
+    ) -> _StreamUnary:
         return _StreamUnary(self, method, request_serializer, response_deserializer)
 
     def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -18,8 +18,8 @@ import base64
 import re
 import struct
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 CONTENT_TYPE = "application/grpc-web+proto"
 FRAME_HEADER = struct.Struct(">BI")
@@ -32,7 +32,7 @@ DEFAULT_MAX_FRAME_SIZE = 128 * 1024 * 1024
 OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED = 0, 1, 2, 3, 4
 PERMISSION_DENIED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 7, 12, 13, 14, 16
 
-Metadata = List[Tuple[str, Union[str, bytes]]]
+Metadata = list[tuple[str, str | bytes]]
 
 
 class ProtocolError(Exception):
@@ -78,9 +78,9 @@ class FrameDecoder:
         self._max_frame_size = max_frame_size
         self._trailers_seen = False
 
-    def feed(self, data: bytes) -> List[Union[Message, Trailers]]:
+    def feed(self, data: bytes) -> list[Message | Trailers]:
         self._buffer += data
-        events: List[Union[Message, Trailers]] = []
+        events: list[Message | Trailers] = []
         view = memoryview(self._buffer)
         offset = 0
         try:
@@ -143,18 +143,20 @@ def parse_trailer_block(block: bytes) -> Metadata:
     return metadata
 
 
-def normalize_metadata(key: str, value: str) -> Tuple[str, Union[str, bytes]]:
+def normalize_metadata(key: str, value: str) -> tuple[str, str | bytes]:
     """Binary metadata ("-bin" keys) travels base64-encoded; hand it on as bytes."""
     if key.endswith("-bin"):
         padded = value + "=" * (-len(value) % 4)
         try:
-            return key, base64.b64decode(padded, altchars=b"-_" if "-" in value or "_" in value else None)
+            return key, base64.b64decode(
+                padded, altchars=b"-_" if "-" in value or "_" in value else None
+            )
         except ValueError as error:
             raise ProtocolError(f"metadata {key} is not valid base64") from error
     return key, value
 
 
-def encode_metadata_value(key: str, value: Union[str, bytes]) -> str:
+def encode_metadata_value(key: str, value: str | bytes) -> str:
     if key.endswith("-bin"):
         raw = value if isinstance(value, bytes) else value.encode()
         return base64.b64encode(raw).decode()
@@ -164,9 +166,9 @@ def encode_metadata_value(key: str, value: Union[str, bytes]) -> str:
 _STATUS = re.compile(r"[0-9]{1,2}\Z")
 
 
-def status_from_metadata(metadata: Metadata) -> Tuple[Optional[int], str]:
+def status_from_metadata(metadata: Metadata) -> tuple[int | None, str]:
     """grpc-status (None if absent) and the percent-decoded grpc-message."""
-    values: Dict[str, Union[str, bytes]] = {}
+    values: dict[str, str | bytes] = {}
     for key, value in metadata:
         values.setdefault(key, value)
     status = values.get("grpc-status")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import BUILD_SH, DIST, ROOT
 
 

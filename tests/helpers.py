@@ -9,6 +9,19 @@ BUILD = ROOT / "build"
 BUILD_SH = str(ROOT / "build.sh")
 
 
+def _upstream_version():
+    """The pyspark-client release that meta.yaml builds on: the version of its source.url."""
+    import re
+
+    return re.search(
+        r"^  url: \S*/pyspark_client-(\S+)\.tar\.gz$", (ROOT / "meta.yaml").read_text(), re.M
+    )[1]
+
+
+# The stock client that the differential suites compare with: upstream's same release.
+STOCK_CLIENT = f"pyspark-client=={_upstream_version()}"
+
+
 def run_python(python, code, check=True):
     """Run code in another interpreter; return the completed process (text mode)."""
     result = subprocess.run(
@@ -22,26 +35,43 @@ def run_python(python, code, check=True):
     return result
 
 
-def ensure_venv(name, requirements, constraints, reinstall=(), base_python=None):
-    """build/<name>: a virtualenv (of ``base_python``, else the Python running the tests)
-    with ``requirements`` installed under ``constraints``; rebuilt when they change.
-    ``reinstall`` (wheels) is installed again on every call, so the venv always has the
-    freshly built one."""
+def tool(name):
+    """A module of tools/ (no package: each file runs as a script), loaded by its path."""
+    import importlib.util
     import sys
 
-    base_python = str(base_python or sys.executable)
+    key = f"tools.{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "tools" / f"{name}.py")
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(sys.modules[key])
+        except BaseException:
+            del sys.modules[key]
+            raise
+    return sys.modules[key]
+
+
+def ensure_venv(name, requirements, constraints, reinstall=(), base_python=None):
+    """build/<name>: a virtualenv (of ``base_python``, else the Python running the tests)
+    with ``requirements`` installed under ``constraints``, made by tools/ensure_venv.py as
+    build.sh makes its own: rebuilt when they change. ``reinstall`` (wheels) is installed
+    again on every call, so the venv always has the freshly built one."""
+    import sys
+
     venv = BUILD / name
-    python = venv / "bin/python"
-    wanted = "\n".join([base_python, *map(str, requirements), Path(constraints).read_text()])
-    stamp = venv / ".stamp"
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    if not stamp.is_file() or stamp.read_text() != wanted:
-        subprocess.run([base_python, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(pip + [*map(str, requirements), "-c", str(constraints)], check=True)
-        stamp.write_text(wanted)
-    if reinstall:
-        subprocess.run(pip + ["--force-reinstall", "--no-deps", *map(str, reinstall)], check=True)
-    return python
+    command = [
+        str(base_python or sys.executable),
+        str(ROOT / "tools/ensure_venv.py"),
+        str(venv),
+        *map(str, requirements),
+        "-c",
+        str(constraints),
+    ]
+    for wheel in reinstall:
+        command += ["--reinstall", str(wheel)]
+    subprocess.run(command, check=True)
+    return venv / "bin/python"
 
 
 def native_venv(wheel):
@@ -73,8 +103,13 @@ def run_differential(python, url, output, tz, cases_file=None):
 
     env = dict(os.environ, TZ=tz)
     extra = [str(cases_file)] if cases_file else []
-    result = subprocess.run([str(python), str(DIFFERENTIAL / "runner.py"), url, str(output), *extra],
-                            capture_output=True, text=True, timeout=900, env=env)
+    result = subprocess.run(
+        [str(python), str(DIFFERENTIAL / "runner.py"), url, str(output), *extra],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     if result.returncode != 0:
         raise AssertionError(f"runner failed on {url}:\n{result.stderr[-4000:]}")
     return json.loads(Path(output).read_text())
@@ -83,7 +118,7 @@ def run_differential(python, url, output, tz, cases_file=None):
 def stock_results(output, tz, cases_file=None):
     """The reference: the stock native client (pyspark-client with grpcio, pyarrow and pandas
     in build/venv-stock) over native gRPC to the same server."""
-    stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], ROOT / "tests/requirements-native.txt")
+    stock = ensure_venv("venv-stock", [STOCK_CLIENT], ROOT / "tests/requirements-native.txt")
     return run_differential(stock, "sc://127.0.0.1:15002", output, tz, cases_file)
 
 
@@ -96,9 +131,13 @@ def assert_same(name, native, other, label):
 
     assert name in native and name in other, f"{name}: the case did not run"
     if other[name] != native[name]:
-        expected = json.dumps(native[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
+        expected = json.dumps(
+            native[name], indent=1, sort_keys=True, ensure_ascii=False
+        ).splitlines()
         actual = json.dumps(other[name], indent=1, sort_keys=True, ensure_ascii=False).splitlines()
-        diff = "\n".join(difflib.unified_diff(expected, actual, "native gRPC", label, lineterm="", n=2))
+        diff = "\n".join(
+            difflib.unified_diff(expected, actual, "native gRPC", label, lineterm="", n=2)
+        )
         pytest.fail(f"{name}: {label} differs from the native client\n{diff}", pytrace=False)
 
 
@@ -109,7 +148,8 @@ def case_names(cases_file="cases.py"):
     return [
         node.name
         for node in ast.parse((DIFFERENTIAL / cases_file).read_text()).body
-        if isinstance(node, ast.FunctionDef) and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
+        if isinstance(node, ast.FunctionDef)
+        and any(getattr(d, "id", None) == "case" for d in node.decorator_list)
     ]
 
 
@@ -138,16 +178,15 @@ def restart_stack():
 
 
 def restart_envoy(down_seconds=0.5):
-    """Kill the stack's Envoy (by its recorded PID) and start it again with ./build.sh up."""
-    import json
-    import os
-    import signal
+    """Stop the stack's Envoy with tools/stack.py's own code (which signals the recorded
+    process group only while it is still the Envoy that up started), then start it again
+    with ./build.sh up."""
     import time
 
-    pid = json.loads((BUILD / "run/envoy.pid").read_text())["pid"]
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    stack = tool("stack")
+    if not stack.stop(stack.Paths(BUILD / "run"), "envoy"):
+        raise AssertionError(
+            "the stack's Envoy is not running (build/run/envoy.pid); nothing was restarted"
+        )
     time.sleep(down_seconds)  # clients now see connections refused, and retry
     subprocess.run([BUILD_SH, "up"], check=True, capture_output=True)

@@ -24,8 +24,15 @@ from selenium.webdriver.chrome.service import Service
 
 DEFAULT_URL = "http://127.0.0.1:8000/lite/lab/index.html?path=demo.ipynb"
 FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--window-size=1400,1000",
     # Every host but 127.0.0.1 resolves to nothing: a CDN fallback fails instead of hiding.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
@@ -70,7 +77,9 @@ def output_text(outputs):
                 parts.append("[html table]")
             elif html:
                 # A progress summary, say: its text without the tags.
-                parts.append(re.sub(r"<[^>]+>", "", html) + "\n" if re.sub(r"<[^>]+>", "", html) else "")
+                parts.append(
+                    re.sub(r"<[^>]+>", "", html) + "\n" if re.sub(r"<[^>]+>", "", html) else ""
+                )
             else:
                 parts.append("".join(data.get("text/plain", "")))
         elif kind == "error":
@@ -88,9 +97,15 @@ def run(url, screenshot):
     try:
         began = time.monotonic()
         driver.get(url)
-        wait(driver, f"return !!({NOTEBOOK} && {NOTEBOOK}.sessionContext && {NOTEBOOK}.sessionContext.session "
-                     f"&& {NOTEBOOK}.sessionContext.session.kernel && {NOTEBOOK}.sessionContext.session.kernel.status === 'idle')",
-             120, "the kernel becoming ready")
+        wait(
+            driver,
+            f"return !!({NOTEBOOK} && {NOTEBOOK}.sessionContext "
+            f"&& {NOTEBOOK}.sessionContext.session "
+            f"&& {NOTEBOOK}.sessionContext.session.kernel "
+            f"&& {NOTEBOOK}.sessionContext.session.kernel.status === 'idle')",
+            120,
+            "the kernel becoming ready",
+        )
         report["timings"]["kernel_ready_s"] = time.monotonic() - began
         state = driver.execute_script(STATE)
         for index, cell in enumerate(state["cells"]):
@@ -103,26 +118,57 @@ def run(url, screenshot):
                 "window.jupyterapp.commands.execute('notebook:run-cell');"
             )
             try:
-                wait(driver, STATE.replace("return {", "const s = {") + f"; return s.kernel === 'idle' && s.cells[{index}].count !== null;",
-                     CELL_TIMEOUT, f"cell {index}")
+                wait(
+                    driver,
+                    STATE.replace("return {", "const s = {")
+                    + f"; return s.kernel === 'idle' && s.cells[{index}].count !== null;",
+                    CELL_TIMEOUT,
+                    f"cell {index}",
+                )
                 finished = True
             except TimeoutError:
                 finished = False
             state = driver.execute_script(STATE)
             cell = state["cells"][index]
             if not finished:
-                print(f"cell {index}: kernel {state['kernel']}, execution count {cell['count']}", file=sys.stderr)
+                print(
+                    f"cell {index}: kernel {state['kernel']}, execution count {cell['count']}",
+                    file=sys.stderr,
+                )
             seconds = time.monotonic() - started
-            outputs = cell["outputs"] if finished else cell["outputs"] + [
-                {"output_type": "error", "ename": "Timeout", "evalue": f"the cell did not finish within {CELL_TIMEOUT} s"}]
-            report["cells"].append({"index": index, "seconds": seconds, "outputs": outputs, "text": output_text(outputs)})
-            print(f"cell {index}: {'done' if finished else 'TIMED OUT'} in {seconds:.1f} s", file=sys.stderr, flush=True)
+            outputs = (
+                cell["outputs"]
+                if finished
+                else cell["outputs"]
+                + [
+                    {
+                        "output_type": "error",
+                        "ename": "Timeout",
+                        "evalue": f"the cell did not finish within {CELL_TIMEOUT} s",
+                    }
+                ]
+            )
+            report["cells"].append(
+                {
+                    "index": index,
+                    "seconds": seconds,
+                    "outputs": outputs,
+                    "text": output_text(outputs),
+                }
+            )
+            print(
+                f"cell {index}: {'done' if finished else 'TIMED OUT'} in {seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             if not finished:
                 break
         hosts = driver.execute_script(
             "return performance.getEntriesByType('resource').map((e) => e.name)"
         )
-        report["foreign_requests"] = sorted({u for u in hosts if urlparse(u).hostname not in ("127.0.0.1", None)})
+        report["foreign_requests"] = sorted(
+            {u for u in hosts if urlparse(u).hostname not in ("127.0.0.1", None)}
+        )
         if screenshot:
             driver.save_screenshot(str(screenshot))
         report["timings"]["all_cells_s"] = time.monotonic() - began

@@ -43,7 +43,19 @@ ADMIN_PORT = 9901
 SPARK_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 SPARK_READY_TIMEOUT = 180  # seconds; the JVM and the Connect plugin take ~12 s here
 ENVOY_READY_TIMEOUT = 30
-MIN_PYTHON = (3, 11)  # pyspark 4.3.0's Requires-Python
+MIN_PYTHON = (3, 11)  # Requires-Python of the pyspark that deploy/requirements.txt pins
+
+
+def server_version(requirements: Path = ROOT / "deploy/requirements.txt") -> str:
+    """The version of pyspark (Spark) that the stack runs, as deploy/requirements.txt pins it."""
+    for line in requirements.read_text().splitlines():
+        match = re.match(r"pyspark(?:\[[^]]*\])?==([^\s;]+)", line)
+        if match:
+            return match[1]
+    raise ValueError(f"{requirements} pins no pyspark==VERSION")
+
+
+SPARK_VERSION = server_version()
 
 
 class StackError(Exception):
@@ -53,9 +65,10 @@ class StackError(Exception):
 @dataclass
 class Paths:
     run: Path
-    spark_home: Path
-    envoy: Path
-    envoy_config: Path
+    # What up starts; status, down and stop need only the run directory.
+    spark_home: Path | None = None
+    envoy: Path | None = None
+    envoy_config: Path | None = None
     python: Path | None = None  # what Spark's Python workers run: the stack venv's python
 
     def pid_file(self, part: str) -> Path:
@@ -134,7 +147,12 @@ def check_pid(paths: Paths, part: str) -> tuple[int | None, str | None]:
     # spark-submit script execs java): an empty one is read again, never taken as a match.
     for _ in range(10):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             return None, None
         if cmdline:
@@ -256,9 +274,7 @@ def grpc_web_probe(port: int = GRPC_WEB_PORT) -> tuple[str | None, str]:
         # Status in the trailer frame (0x80) at the end of the body.
         index = body.rfind(b"\x80")
         trailer = body[index + 5 :].decode(errors="replace") if index >= 0 else ""
-        fields = dict(
-            line.split(":", 1) for line in trailer.split("\r\n") if ":" in line
-        )
+        fields = dict(line.split(":", 1) for line in trailer.split("\r\n") if ":" in line)
         status = fields.get("grpc-status", "").strip() or None
         message = fields.get("grpc-message", "").strip()
     return status, urllib.parse.unquote(message)
@@ -290,17 +306,27 @@ def version_of(interpreter: str) -> tuple[str, str] | None:
     """(X.Y, sys.executable) of an interpreter, or None when it does not run."""
     try:
         out = subprocess.run(
-            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"],
-            capture_output=True, text=True, timeout=30,
+            [
+                interpreter,
+                "-c",
+                "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         ).stdout.split(maxsplit=1)
     except OSError:
         return None
     return (out[0], out[1].strip()) if len(out) == 2 else None
 
 
-def find_pythons(pyenv: Path = Path.home() / ".pyenv/versions") -> tuple[str | None, dict[str, str]]:
+def find_pythons(
+    pyenv: Path | None = None,
+) -> tuple[str | None, dict[str, str]]:
     """The default version and every usable X.Y -> interpreter: the machine's python3
     (TEST_PYTHON when build.sh was given one) first, then pyenv's pythonX.Y."""
+    if pyenv is None:
+        pyenv = Path.home() / ".pyenv/versions"
     default_python = os.environ.get("TEST_PYTHON") or "python3"
     default = version_of(shutil.which(default_python) or default_python)
     found = {default[0]: default[1]} if default else {}
@@ -315,22 +341,33 @@ def usable(version: str) -> bool:
     return tuple(int(part) for part in version.split(".")) >= MIN_PYTHON
 
 
-def choose_python(wanted: str | None, default: str | None, found: dict[str, str],
-                  running: dict | None = None) -> tuple[str, str]:
+def choose_python(
+    wanted: str | None, default: str | None, found: dict[str, str], running: dict | None = None
+) -> tuple[str, str]:
     """(X.Y, interpreter) for the stack's venv: the one asked for, else the running
     stack's (so a bare `up` leaves it be), else the default. A stack that runs with
     another Python must be stopped first: Spark cannot change its workers' Python."""
     version = wanted or (running and running["version"]) or default
-    listing = ", ".join(
-        f"{v}{' (default)' if v == default else ''} {path}"
-        for v, path in sorted(found.items(), key=lambda item: tuple(map(int, item[0].split("."))))
-        if usable(v)
-    ) or "none"
+    listing = (
+        ", ".join(
+            f"{v}{' (default)' if v == default else ''} {path}"
+            for v, path in sorted(
+                found.items(), key=lambda item: tuple(map(int, item[0].split(".")))
+            )
+            if usable(v)
+        )
+        or "none"
+    )
     need = ".".join(map(str, MIN_PYTHON))
     if version is None or not re.fullmatch(r"\d+\.\d+", version):
-        raise StackError(f"--python takes a version X.Y, e.g. --python 3.13; Pythons found: {listing}")
+        raise StackError(
+            f"--python takes a version X.Y, e.g. --python 3.13; Pythons found: {listing}"
+        )
     if not usable(version):
-        raise StackError(f"pyspark 4.3 needs Python {need} or newer, not {version}; Pythons found: {listing}")
+        raise StackError(
+            f"pyspark {SPARK_VERSION} needs Python {need} or newer, not {version}; "
+            f"Pythons found: {listing}"
+        )
     if version not in found:
         raise StackError(f"no Python {version} on this machine; Pythons found: {listing}")
     if running and version != running["version"]:
@@ -357,8 +394,11 @@ def java_major() -> int:
     java = Path(os.environ["JAVA_HOME"]) / "bin/java" if "JAVA_HOME" in os.environ else "java"
     try:
         out = subprocess.run([str(java), "-version"], capture_output=True, text=True).stderr
-    except FileNotFoundError:
-        raise StackError("java not found; Spark 4.3 needs Java 17 or 21 (apt-get install openjdk-17-jre-headless)")
+    except FileNotFoundError as error:
+        raise StackError(
+            f"java not found; Spark {SPARK_VERSION} needs Java 17 or 21 "
+            "(apt-get install openjdk-17-jre-headless)"
+        ) from error
     version = out.split('"')[1] if '"' in out else "0"
     return int(version.split(".")[0])
 
@@ -408,7 +448,10 @@ def spark_command(paths: Paths, spark_args: list[str]) -> list[str]:
         # to derby.system.home: Derby 10.16 creates a database given by absolute path but
         # fails to boot it again (NullPointerException in RawStore.setupEncryptionEngines).
         ("spark.sql.catalogImplementation", "hive"),
-        ("spark.hadoop.javax.jdo.option.ConnectionURL", "jdbc:derby:;databaseName=metastore_db;create=true"),
+        (
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            "jdbc:derby:;databaseName=metastore_db;create=true",
+        ),
         ("spark.driver.extraJavaOptions", f"-Dderby.system.home={paths.run}"),
         # Executors (a cluster's too) start workers with this python; the Connect server
         # itself reads PYSPARK_PYTHON from its environment (spark_env).
@@ -436,7 +479,11 @@ def set_aside_orphaned_warehouse(paths: Paths) -> None:
     """A warehouse without a metastore was written by the in-memory catalog of earlier
     stacks: no catalog knows its tables, and their directories would block saveAsTable."""
     warehouse = paths.run / "warehouse"
-    if not (paths.run / "metastore_db").exists() and warehouse.is_dir() and any(warehouse.iterdir()):
+    if (
+        not (paths.run / "metastore_db").exists()
+        and warehouse.is_dir()
+        and any(warehouse.iterdir())
+    ):
         aside = paths.run / f"warehouse.orphaned-{time.strftime('%Y%m%d-%H%M%S')}"
         warehouse.rename(aside)
         print(f"==> spark: {warehouse} had no metastore; moved it to {aside}", file=sys.stderr)
@@ -445,10 +492,14 @@ def set_aside_orphaned_warehouse(paths: Paths) -> None:
 def start_spark(paths: Paths, spark_args: list[str]) -> float:
     major = java_major()
     if major < 17:
-        raise StackError(f"Spark 4.3 needs Java 17 or newer, found Java {major}; set JAVA_HOME")
+        raise StackError(
+            f"Spark {SPARK_VERSION} needs Java 17 or newer, found Java {major}; set JAVA_HOME"
+        )
     command = spark_command(paths, spark_args)
     if not Path(command[0]).is_file():
-        raise StackError(f"{command[0]} is missing; run ./build.sh up (it installs pyspark==4.3.0)")
+        raise StackError(
+            f"{command[0]} is missing; run ./build.sh up (it installs pyspark=={SPARK_VERSION})"
+        )
     set_aside_orphaned_warehouse(paths)
     pid = start(paths, "spark", command, SPARK_CLASS, spark_env(paths))
     return wait_for(
@@ -486,7 +537,9 @@ def check_ports_free(ports: list[int]) -> None:
 def parse_upstream(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise StackError(f"--upstream {value!r} is not HOST:PORT, e.g. --upstream spark.internal:15002")
+        raise StackError(
+            f"--upstream {value!r} is not HOST:PORT, e.g. --upstream spark.internal:15002"
+        )
     return host, int(port)
 
 
@@ -500,13 +553,14 @@ def upstream_of(paths: Paths) -> tuple[str, int] | None:
 
 def endpoints(upstream: tuple[str, int] | None) -> str:
     spark = (
-        f"external {upstream[0]}:{upstream[1]}" if upstream
+        f"external {upstream[0]}:{upstream[1]}"
+        if upstream
         else f"sc://{HOST}:{SPARK_PORT}  (native gRPC; what Envoy forwards to)"
     )
     return "\n".join(
         [
             f"  Spark Connect  {spark}",
-            f"  grpc-web       http://{HOST}:{GRPC_WEB_PORT}  -> SparkSession.builder.remote(\"http://{HOST}:{GRPC_WEB_PORT}\")",
+            f'  grpc-web       http://{HOST}:{GRPC_WEB_PORT}  -> SparkSession.builder.remote("http://{HOST}:{GRPC_WEB_PORT}")',
             f"  static host    http://{HOST}:{STATIC_PORT}/  (dist/)",
             f"  Envoy admin    http://{HOST}:{ADMIN_PORT}/",
             "  logs           build/run/*.log",
@@ -529,18 +583,20 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
     began = time.monotonic()
     upstream = parse_upstream(upstream_arg) if upstream_arg else None
     recorded = upstream_of(paths)
-    (spark_pid, spark_note), (envoy_pid, envoy_note) = check_pid(paths, "spark"), check_pid(paths, "envoy")
+    (spark_pid, spark_note), (envoy_pid, envoy_note) = (
+        check_pid(paths, "spark"),
+        check_pid(paths, "envoy"),
+    )
     for part, note in (("spark", spark_note), ("envoy", envoy_note)):
         if note:
             print(f"==> {part}: {note}", file=sys.stderr)
     if (spark_pid or envoy_pid) and recorded != upstream:
-        raise StackError(
-            "the stack is already up with another upstream; run ./build.sh down first"
-        )
+        raise StackError("the stack is already up with another upstream; run ./build.sh down first")
     running = running_python(paths)
     if running and running["python"] != str(paths.python):
         raise StackError(
-            f"the stack is up with the workers' Python {running['python']}; run ./build.sh down first"
+            f"the stack is up with the workers' Python {running['python']}; "
+            "run ./build.sh down first"
         )
     (paths.run / "upstream.json").write_text(json.dumps(upstream))
 
@@ -549,12 +605,17 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
             check_ports_free([SPARK_PORT])
             version = version_of(str(paths.python))
             if version is None:
-                raise StackError(f"{paths.python} does not run; run ./build.sh up to make the stack venv")
+                raise StackError(
+                    f"{paths.python} does not run; run ./build.sh up to make the stack venv"
+                )
             (paths.run / "python.json").write_text(
                 json.dumps({"version": version[0], "python": str(paths.python)})
             )
-            print(f"==> spark: starting Spark Connect on {HOST}:{SPARK_PORT} "
-                  f"(Python workers: {version[0]}, {paths.python})", file=sys.stderr)
+            print(
+                f"==> spark: starting Spark Connect on {HOST}:{SPARK_PORT} "
+                f"(Python workers: {version[0]}, {paths.python})",
+                file=sys.stderr,
+            )
             seconds = start_spark(paths, spark_args)
             print(f"==> spark: listening after {seconds:.1f} s", file=sys.stderr)
         elif spark_args:
@@ -567,7 +628,9 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
 
     if envoy_pid is None:
         check_ports_free([GRPC_WEB_PORT, STATIC_PORT, ADMIN_PORT])
-        print(f"==> envoy: starting ({GRPC_WEB_PORT} grpc-web, {STATIC_PORT} static)", file=sys.stderr)
+        print(
+            f"==> envoy: starting ({GRPC_WEB_PORT} grpc-web, {STATIC_PORT} static)", file=sys.stderr
+        )
         start_envoy(paths, target)
 
     # End to end: a grpc-web call through Envoy must get an answer from Spark.
@@ -597,21 +660,30 @@ def cmd_status(paths: Paths) -> int:
         listening = port_open(HOST, SPARK_PORT)
         healthy &= bool(pid) and listening
         state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
-        rows.append(f"  spark   {state}; {HOST}:{SPARK_PORT} {'listening' if listening else 'closed'}")
+        rows.append(
+            f"  spark   {state}; {HOST}:{SPARK_PORT} {'listening' if listening else 'closed'}"
+        )
         if note:
             rows.append(f"          {note}")
         workers = running_python(paths)
         if workers:
             # Ask the interpreter itself: the version it reports is what UDFs must match.
-            full = subprocess.run(
-                [workers["python"], "-c", "import platform; print(platform.python_version())"],
-                capture_output=True, text=True,
-            ).stdout.strip() or "DOES NOT RUN"
+            full = (
+                subprocess.run(
+                    [workers["python"], "-c", "import platform; print(platform.python_version())"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
+                or "DOES NOT RUN"
+            )
             rows.append(f"  python  workers run Python {full}: {workers['python']}")
     else:
         reachable = port_open(*upstream, timeout=2)
         healthy &= reachable
-        rows.append(f"  spark   external {upstream[0]}:{upstream[1]} {'reachable' if reachable else 'UNREACHABLE'}")
+        rows.append(
+            f"  spark   external {upstream[0]}:{upstream[1]} "
+            f"{'reachable' if reachable else 'UNREACHABLE'}"
+        )
     pid, note = check_pid(paths, "envoy")
     ready = envoy_ready()
     healthy &= bool(pid) and ready
@@ -638,7 +710,10 @@ def cmd_down(paths: Paths) -> int:
         if note:
             print(f"==> {part}: {note}", file=sys.stderr)
         stopped = stop(paths, part)
-        print(f"==> {part}: {'stopped' if stopped else 'left alone' if note else 'not running'}", file=sys.stderr)
+        print(
+            f"==> {part}: {'stopped' if stopped else 'left alone' if note else 'not running'}",
+            file=sys.stderr,
+        )
     (paths.run / "upstream.json").unlink(missing_ok=True)
     (paths.run / "python.json").unlink(missing_ok=True)
     return 0
@@ -663,8 +738,13 @@ def main(argv: list[str]) -> int:
         parser.error("up needs --spark-home, --envoy and --workers-python")
     # Absolute: the processes run with the run directory as their working directory. The
     # workers' python is not resolved: a venv's bin/python is a link to its base Python.
-    paths = Paths(*(p and p.resolve() for p in (args.run_dir, args.spark_home, args.envoy, args.envoy_config)),
-                  args.workers_python and args.workers_python.absolute())
+    paths = Paths(
+        *(
+            p and p.resolve()
+            for p in (args.run_dir, args.spark_home, args.envoy, args.envoy_config)
+        ),
+        args.workers_python and args.workers_python.absolute(),
+    )
     try:
         if args.command == "python":
             return cmd_python(paths, args.python)

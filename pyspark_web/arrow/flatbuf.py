@@ -10,8 +10,9 @@ object out after the one that refers to it, so that every offset points forward.
 """
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Optional
 
 
 class FlatbufferError(Exception):
@@ -19,7 +20,7 @@ class FlatbufferError(Exception):
 
 
 _I32, _U16, _U32 = struct.Struct("<i"), struct.Struct("<H"), struct.Struct("<I")
-_LAYOUTS: Dict[str, struct.Struct] = {}
+_LAYOUTS: dict[str, struct.Struct] = {}
 
 
 def _layout(fmt: str) -> struct.Struct:
@@ -39,7 +40,7 @@ class Reader:
 
     __slots__ = ("buf", "pos", "_vtable", "_vtable_size", "_strings")
 
-    def __init__(self, buf: memoryview, pos: int, strings: Optional[Dict[int, str]] = None) -> None:
+    def __init__(self, buf: memoryview, pos: int, strings: dict[int, str] | None = None) -> None:
         if pos < 0 or pos + 4 > len(buf):
             raise FlatbufferError(f"table offset {pos} outside the {len(buf)}-byte buffer")
         self.buf, self.pos = buf, pos
@@ -65,7 +66,7 @@ class Reader:
         offset = self._offset(field_id)
         return default if offset == 0 else _read(_layout(fmt), self.buf, self.pos + offset)[0]
 
-    def _target(self, field_id: int) -> Optional[int]:
+    def _target(self, field_id: int) -> int | None:
         offset = self._offset(field_id)
         if offset == 0:
             return None
@@ -76,7 +77,7 @@ class Reader:
         target = self._target(field_id)
         return None if target is None else Reader(self.buf, target, self._strings)
 
-    def string(self, field_id: int) -> Optional[str]:
+    def string(self, field_id: int) -> str | None:
         target = self._target(field_id)
         if target is None:
             return None
@@ -90,11 +91,11 @@ class Reader:
                 raise FlatbufferError(f"a string in the metadata is not UTF-8 ({error})") from None
         return self._strings[target]
 
-    def vector_id(self, field_id: int) -> Optional[int]:
+    def vector_id(self, field_id: int) -> int | None:
         """Where a vector field's data lies: equal for fields that share one vector."""
         return self._target(field_id)
 
-    def _vector(self, field_id: int, item_size: int = 1) -> Tuple[int, int]:
+    def _vector(self, field_id: int, item_size: int = 1) -> tuple[int, int]:
         target = self._target(field_id)
         if target is None:
             return 0, 0
@@ -103,7 +104,7 @@ class Reader:
             raise FlatbufferError(f"a vector of {count} items runs past the end of the buffer")
         return count, target + 4
 
-    def tables(self, field_id: int) -> List["Reader"]:
+    def tables(self, field_id: int) -> list["Reader"]:
         return list(self.iter_tables(field_id))
 
     def iter_tables(self, field_id: int) -> Iterator["Reader"]:
@@ -113,15 +114,17 @@ class Reader:
         for at in range(start, start + 4 * count, 4):
             yield Reader(self.buf, at + _U32.unpack_from(self.buf, at)[0], self._strings)
 
-    def structs(self, field_id: int, fmt: str) -> List[Tuple[Any, ...]]:
+    def structs(self, field_id: int, fmt: str) -> list[tuple[Any, ...]]:
         layout = _layout(fmt)
         count, start = self._vector(field_id, layout.size)
         return list(layout.iter_unpack(self.buf[start : start + count * layout.size]))
 
 
-def _read(layout: struct.Struct, buf: memoryview, at: int) -> Tuple[Any, ...]:
+def _read(layout: struct.Struct, buf: memoryview, at: int) -> tuple[Any, ...]:
     if at < 0 or at + layout.size > len(buf):
-        raise FlatbufferError(f"a {layout.size}-byte value at {at} lies outside the {len(buf)}-byte buffer")
+        raise FlatbufferError(
+            f"a {layout.size}-byte value at {at} lies outside the {len(buf)}-byte buffer"
+        )
     return layout.unpack_from(buf, at)
 
 
@@ -146,7 +149,7 @@ class Structs:
     """A vector of inline structs, e.g. Arrow's FieldNode and Buffer (two int64 each)."""
 
     fmt: str
-    items: Sequence[Tuple[Any, ...]]
+    items: Sequence[tuple[Any, ...]]
 
 
 @dataclass
@@ -190,7 +193,7 @@ class _Builder:
     def _table(self, table: Table) -> int:
         # Inline layout: the soffset to the vtable, then scalars (aligned), then 4-byte
         # slots for offsets, patched once their objects are placed after the table.
-        inline: List[Tuple[int, int, Any]] = []  # (field id, offset in table, value)
+        inline: list[tuple[int, int, Any]] = []  # (field id, offset in table, value)
         layout = bytearray(4)
         for field_id, value in enumerate(table.fields):
             if value is None:

@@ -10,12 +10,12 @@ inside IPython, and ``%load_ext pyspark_web.notebook`` calls it by hand.
 - ``progress``: a live progress bar with a Stop button per query (``progress.install``).
 """
 
-from typing import Any, Optional
+from typing import Any
 
-_installed_in: Optional[Any] = None
+_installed_in: Any | None = None
 
 
-def ipython() -> Optional[Any]:
+def ipython() -> Any | None:
     """The running IPython shell, or None outside IPython (IPython is never imported here
     unless it is already loaded)."""
     import sys
@@ -25,7 +25,7 @@ def ipython() -> Optional[Any]:
     return get() if get is not None else None
 
 
-def install(shell: Optional[Any] = None) -> bool:
+def install(shell: Any | None = None) -> bool:
     """Wire the integration into ``shell`` (default: the running IPython). Returns whether
     it is active."""
     global _installed_in

@@ -25,12 +25,13 @@ The display never raises: if formatting fails, the standard library's traceback 
 shown instead.
 """
 
-import logging
 import linecache
+import logging
 import sys
 import traceback
 import weakref
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pyspark.errors import PySparkException
 
@@ -47,7 +48,7 @@ _MAX_SUMMARY_LINES = 6
 _MAX_SOURCE_CHARS = 120
 
 # Shell -> the custom exception handler it had before: (its classes, its bound handler).
-_Previous = Tuple[Tuple[type, ...], Optional[Callable[..., Any]]]
+_Previous = tuple[tuple[type, ...], Callable[..., Any] | None]
 _previous: "weakref.WeakKeyDictionary[Any, _Previous]" = weakref.WeakKeyDictionary()
 
 
@@ -84,9 +85,15 @@ def install(shell: Any) -> None:
     shell.set_custom_exc(classes + (PySparkException,), _handle)
 
 
-def _handle(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Optional[int] = None) -> None:
+def _handle(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> None:
     classes, previous = _previous.get(shell, ((), None))
-    if not isinstance(value, PySparkException) and previous is not None and isinstance(value, classes):
+    if (
+        not isinstance(value, PySparkException)
+        and previous is not None
+        and isinstance(value, classes)
+    ):
         previous(etype, value, tb, tb_offset=tb_offset)
         return None
     # As IPython's showtraceback does: %tb, %debug and post-mortem tools read these.
@@ -110,7 +117,7 @@ def _handle(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: O
     return None
 
 
-def plain_traceback(etype: type, value: BaseException, tb: Any) -> List[str]:
+def plain_traceback(etype: type, value: BaseException, tb: Any) -> list[str]:
     """The standard library's traceback text (it takes lines from linecache and tokenizes no
     file), or at least the error's type and message."""
     try:
@@ -149,7 +156,7 @@ def _jvm_stacktrace_wanted(error: BaseException) -> bool:
         return False
 
 
-def _cell_label(shell: Any, filename: str) -> Optional[str]:
+def _cell_label(shell: Any, filename: str) -> str | None:
     """What IPython's tracebacks call a notebook cell's file ("Cell In[3]"), or None."""
     try:
         label = shell.compile.format_code_name(filename)
@@ -167,7 +174,7 @@ def _in_library(frame: Any) -> bool:
     return name.split(".")[0] in ("pyspark", "pyspark_web")
 
 
-def _call_site(shell: Any, tb: Any) -> Optional[str]:
+def _call_site(shell: Any, tb: Any) -> str | None:
     """The last frame before the error entered pyspark: where the user's code called it."""
     last = None
     while tb is not None:
@@ -184,13 +191,13 @@ def _call_site(shell: Any, tb: Any) -> Optional[str]:
     return _where(shell, filename, lineno) + (f": {source}" if source else "")
 
 
-def _message(error: BaseException) -> List[str]:
+def _message(error: BaseException) -> list[str]:
     """The message without the JVM stack trace that Spark Connect appends to it."""
     text = _text(error)
     stack = _call(getattr(error, "getStackTrace", None))
     if stack and text.endswith(_JVM_STACKTRACE_HEADER + stack):
         text = text[: -len(_JVM_STACKTRACE_HEADER + stack)]
-    lines: List[str] = []
+    lines: list[str] = []
     for line in text.strip("\n").splitlines():
         line = line.rstrip()
         if line or (lines and lines[-1]):  # no runs of blank lines
@@ -200,8 +207,8 @@ def _message(error: BaseException) -> List[str]:
     return lines
 
 
-def _context_lines(shell: Any, error: BaseException, message: str) -> List[str]:
-    lines: List[str] = []
+def _context_lines(shell: Any, error: BaseException, message: str) -> list[str]:
+    lines: list[str] = []
     for context in (_call(getattr(error, "getQueryContext", None)) or [])[:2]:
         kind = getattr(_call(getattr(context, "contextType", None)), "name", "")
         fragment = _call(getattr(context, "fragment", None))
@@ -211,11 +218,16 @@ def _context_lines(shell: Any, error: BaseException, message: str) -> List[str]:
             where = _where(shell, filename, lineno) if filename and lineno.isdigit() else site
             lines.append(f'DataFrame "{fragment}", called at {where}')
             continue
-        start, stop = _call(getattr(context, "startIndex", None)), _call(getattr(context, "stopIndex", None))
+        start, stop = (
+            _call(getattr(context, "startIndex", None)),
+            _call(getattr(context, "stopIndex", None)),
+        )
         head = f'SQL "{fragment}"' if fragment else "SQL"
         if isinstance(start, int) and isinstance(stop, int) and start >= 0:
             head += f", characters {start}-{stop}"
-        owner = " ".join(filter(None, (_call(getattr(context, n, None)) for n in ("objectType", "objectName"))))
+        owner = " ".join(
+            filter(None, (_call(getattr(context, n, None)) for n in ("objectType", "objectName")))
+        )
         lines.append(head + (f", in {owner}" if owner else ""))
         summary = (_call(getattr(context, "summary", None)) or "").strip("\n")
         shown = [line for line in summary.splitlines() if not line.startswith("== ")]
@@ -224,11 +236,11 @@ def _context_lines(shell: Any, error: BaseException, message: str) -> List[str]:
     return lines
 
 
-def _field(label: str, lines: Sequence[str]) -> List[str]:
+def _field(label: str, lines: Sequence[str]) -> list[str]:
     return [(label if i == 0 else "").ljust(_LABEL_WIDTH) + line for i, line in enumerate(lines)]
 
 
-def _fit(lines: List[str], budget: int) -> List[str]:
+def _fit(lines: list[str], budget: int) -> list[str]:
     """At most ``budget`` lines: the head and the tail, which hold the error's summary and, for
     a worker's traceback, the failing frames."""
     if len(lines) <= budget:
@@ -237,19 +249,23 @@ def _fit(lines: List[str], budget: int) -> List[str]:
     head = (budget - 1) // 2
     tail = budget - 1 - head
     left_out = len(lines) - head - tail
-    return lines[:head] + [f"... {left_out} lines left out (%tb shows them) ..."] + lines[len(lines) - tail :]
+    return (
+        lines[:head]
+        + [f"... {left_out} lines left out (%tb shows them) ..."]
+        + lines[len(lines) - tail :]
+    )
 
 
 def format_error(
     error: BaseException, tb: Any = None, *, shell: Any = None, jvm_stacktrace: bool = False
-) -> List[str]:
+) -> list[str]:
     """The lines that show an uncaught PySpark error: type and message, error class, SQL state,
     query context, the cell's call site, and how to see more; at most MAX_LINES of them unless
     ``jvm_stacktrace`` adds the server's stack trace."""
     message = _message(error)
     first = message[0].strip() if message else ""
     header = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    fields: List[str] = []
+    fields: list[str] = []
     condition = _call(getattr(error, "getCondition", None))
     if condition:
         fields += _field("error class", [condition])
@@ -264,7 +280,9 @@ def format_error(
         fields += _field("called from", [site])
     stack = _call(getattr(error, "getStackTrace", None))
     if stack and not jvm_stacktrace:
-        footer = f'Full traceback: %tb. JVM stack trace: spark.conf.set("{JVM_STACKTRACE_CONF}", True).'
+        footer = (
+            f'Full traceback: %tb. JVM stack trace: spark.conf.set("{JVM_STACKTRACE_CONF}", True).'
+        )
     else:
         footer = "Full traceback: %tb."
     fixed = 1 + (1 + len(fields) if fields else 0) + 2  # header, blank + fields, blank + footer

@@ -20,7 +20,8 @@ import secrets
 import sys
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pyspark_web.transport import blocking_mode
 
@@ -39,7 +40,7 @@ SUMMARY_AFTER_SECONDS = 2.0
 _running: "weakref.WeakValueDictionary[str, QueryDisplay]" = weakref.WeakValueDictionary()
 # The handler of each client that reports to the notebook.
 _handlers: "weakref.WeakKeyDictionary[Any, NotebookProgress]" = weakref.WeakKeyDictionary()
-_listener: Optional[Any] = None
+_listener: Any | None = None
 
 
 def stop_button_available() -> bool:
@@ -59,11 +60,11 @@ def _bytes(count: int) -> str:
 class QueryDisplay:
     """The progress output of one query (one operation id)."""
 
-    def __init__(self, client: Any, operation_id: Optional[str], display: Callable[..., Any]) -> None:
+    def __init__(self, client: Any, operation_id: str | None, display: Callable[..., Any]) -> None:
         self._client = weakref.ref(client)
         self.operation_id = operation_id
         self._display = display  # IPython.display.display
-        self._handle: Optional[Any] = None
+        self._handle: Any | None = None
         self._began = time.monotonic()
         self._last_update = 0.0
         self.stop_key = secrets.token_hex(12)
@@ -95,7 +96,7 @@ class QueryDisplay:
         read = sum(stage.num_bytes_read for stage in stages)
         return total, finished, read, time.monotonic() - self._began
 
-    def _bar(self, stages: list, inflight_tasks: int) -> Dict[str, str]:
+    def _bar(self, stages: list, inflight_tasks: int) -> dict[str, str]:
         """The running display: HTML, and the same line as text for other front ends."""
         total, finished, read, elapsed = self._counts(stages)
         percent = int(100 * finished / total) if total else 0
@@ -125,13 +126,16 @@ class QueryDisplay:
         )
         return {"text/html": markup, "text/plain": f"[{percent:3d}%] {text}"}
 
-    def _summary(self, stages: list) -> Dict[str, str]:
+    def _summary(self, stages: list) -> dict[str, str]:
         """The display once the query has ended: one line, or nothing for a short query."""
         total, finished, read, elapsed = self._counts(stages)
         if not self.stopping and elapsed < SUMMARY_AFTER_SECONDS:
             return {"text/plain": ""}
         if self.stopping:
-            text = f"Stopped after {elapsed:.1f} s ({finished}/{total} tasks done; Spark cancelled the rest)"
+            text = (
+                f"Stopped after {elapsed:.1f} s ({finished}/{total} tasks done; "
+                "Spark cancelled the rest)"
+            )
         else:
             # The server reports at intervals, so a query often ends between reports: the
             # last one may still show tasks running. Stage and task totals are known from
@@ -140,7 +144,11 @@ class QueryDisplay:
             if finished == total:
                 text += f" · {_bytes(read)} read"
             text += f" · {elapsed:.1f} s"
-        markup = f'<div class="pyspark-web-progress-done" style="font:12px/1.6 sans-serif;color:#666">{html.escape(text)}</div>'
+        markup = (
+            '<div class="pyspark-web-progress-done" '
+            'style="font:12px/1.6 sans-serif;color:#666">'
+            f"{html.escape(text)}</div>"
+        )
         return {"text/html": markup, "text/plain": text}
 
     def stop(self) -> None:
@@ -159,9 +167,15 @@ class NotebookProgress:
     def __init__(self, client: Any, display: Callable[..., Any]) -> None:
         self._client = weakref.ref(client)
         self._display = display
-        self._queries: Dict[Optional[str], QueryDisplay] = {}
+        self._queries: dict[str | None, QueryDisplay] = {}
 
-    def __call__(self, stages: Optional[Iterable[Any]], inflight_tasks: int, operation_id: Optional[str], done: bool) -> None:
+    def __call__(
+        self,
+        stages: Iterable[Any] | None,
+        inflight_tasks: int,
+        operation_id: str | None,
+        done: bool,
+    ) -> None:
         client = self._client()
         query = self._queries.get(operation_id)
         if query is None:
@@ -184,8 +198,14 @@ def _send_interrupt(client: Any, operation_id: str) -> None:
     channel = client._channel
     request = client._interrupt_request("operation", operation_id)
     headers = channel.request_headers(client._builder.metadata(), None)
-    init = {"method": "POST", "headers": headers, "body": to_js(grpcweb.encode_message(request.SerializeToString()))}
-    promise = js.fetch(channel.base_url + INTERRUPT_METHOD, to_js(init, dict_converter=js.Object.fromEntries))
+    init = {
+        "method": "POST",
+        "headers": headers,
+        "body": to_js(grpcweb.encode_message(request.SerializeToString())),
+    }
+    promise = js.fetch(
+        channel.base_url + INTERRUPT_METHOD, to_js(init, dict_converter=js.Object.fromEntries)
+    )
     promise.catch(lambda error: js.console.warn(f"pyspark-web: the Stop request failed: {error}"))
 
 

@@ -42,7 +42,19 @@ def _child(code, name):
 class Loader:
     @staticmethod
     def function(static, namespace):
-        name, code_name, qualname, module, filename, lineno, text, raw, is_lambda, freevars, client = static
+        (
+            name,
+            code_name,
+            qualname,
+            module,
+            filename,
+            lineno,
+            text,
+            raw,
+            is_lambda,
+            freevars,
+            client,
+        ) = static
         # A function with free variables compiles inside scopes that provide them: a class
         # for __class__ (zero-argument super()), a function for the others.
         others = [v for v in freevars if v != "__class__"]
@@ -66,7 +78,8 @@ class Loader:
             raise SyntaxError(
                 "Python %s on the Spark workers cannot compile the function %r from %s, "
                 "line %d, written for Python %s: %s. Rewrite it for Python %s, or run the "
-                "workers on Python %s." % (worker, qualname, filename, lineno, client, error.msg, worker, client)
+                "workers on Python %s."
+                % (worker, qualname, filename, lineno, client, error.msg, worker, client)
             ) from None
         for _ in headers:
             code = _child(code, _SCOPE)

@@ -14,24 +14,41 @@ import io
 import pickle
 import sys
 import types
+from collections.abc import Iterator
 from importlib import resources
-from typing import Any, Dict, Iterator, Set, Tuple
+from typing import Any
 
 from pyspark_web.udf.source import FunctionNotPortable, check_syntax, describe, find_source
 
 PROTOCOL = 4  # every Python 3 that Spark 4 runs reads it
 _CLIENT = "%d.%d" % sys.version_info[:2]
 _LOADER_SOURCE = resources.files(__package__).joinpath("loader.py").read_text()
-_GLOBAL_OPS = {"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"}
-_SKIP_CLASS_ATTRIBUTES = {"__dict__", "__weakref__", "__module__", "__qualname__",
-                          "__firstlineno__", "__static_attributes__", "_abc_impl"}
+_GLOBAL_OPS = {
+    "LOAD_GLOBAL",
+    "STORE_GLOBAL",
+    "DELETE_GLOBAL",
+    "LOAD_NAME",
+    "LOAD_FROM_DICT_OR_GLOBALS",
+}
+_SKIP_CLASS_ATTRIBUTES = {
+    "__dict__",
+    "__weakref__",
+    "__module__",
+    "__qualname__",
+    "__firstlineno__",
+    "__static_attributes__",
+    "_abc_impl",
+}
 
 
 class _LoaderClass:
     """Stands for ``loader.Loader`` on the workers: unpickling evaluates loader.py there."""
 
-    def __reduce__(self) -> Tuple[Any, ...]:
-        bootstrap = f"(lambda ns: exec({_LOADER_SOURCE!r}, ns) or ns['Loader'])({{'__name__': 'pyspark_web_loader'}})"
+    def __reduce__(self) -> tuple[Any, ...]:
+        bootstrap = (
+            f"(lambda ns: exec({_LOADER_SOURCE!r}, ns) or ns['Loader'])"
+            "({'__name__': 'pyspark_web_loader'})"
+        )
         return builtins.eval, (bootstrap,)
 
 
@@ -47,7 +64,7 @@ class _LoaderFunction:
     def __call__(self, *args: Any) -> Any:
         raise RuntimeError("runs on the Spark workers only")
 
-    def __reduce__(self) -> Tuple[Any, ...]:
+    def __reduce__(self) -> tuple[Any, ...]:
         return getattr, (_LOADER, self.name)
 
 
@@ -83,7 +100,12 @@ def _global_names(code: types.CodeType) -> Iterator[str]:
 
 def _methods(cls: type) -> Iterator[types.FunctionType]:
     for value in vars(cls).values():
-        for candidate in (value, getattr(value, "__func__", None), getattr(value, "fget", None), getattr(value, "fset", None)):
+        for candidate in (
+            value,
+            getattr(value, "__func__", None),
+            getattr(value, "fget", None),
+            getattr(value, "fset", None),
+        ):
             if isinstance(candidate, types.FunctionType):
                 yield candidate
 
@@ -94,12 +116,15 @@ class PortablePickler(pickle.Pickler):
         self.worker = worker
         # One snapshot of the globals each source module's functions use, shared by them,
         # keyed by the id of the module's globals dict.
-        self._namespaces: Dict[int, Tuple[Dict[str, Any], Set[str]]] = {}
+        self._namespaces: dict[int, tuple[dict[str, Any], set[str]]] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, types.ModuleType):
             if obj.__name__ == "__main__":
-                raise FunctionNotPortable("A function refers to the module __main__ itself, which the Spark workers do not have")
+                raise FunctionNotPortable(
+                    "A function refers to the module __main__ itself, "
+                    "which the Spark workers do not have"
+                )
             # With a fromlist, __import__ returns the submodule itself.
             return builtins.__import__, (obj.__name__, None, None, ("__name__",), 0)
         if isinstance(obj, types.FunctionType) and not importable(obj):
@@ -115,24 +140,42 @@ class PortablePickler(pickle.Pickler):
 
     # ------------------------------------------------------------ functions
 
-    def _reduce_function(self, func: types.FunctionType) -> Tuple[Any, ...]:
+    def _reduce_function(self, func: types.FunctionType) -> tuple[Any, ...]:
         source = find_source(func, self.worker)
         check_syntax(func, source, self.worker)
         code = func.__code__
-        static = (func.__name__, code.co_name, func.__qualname__, func.__module__, source.filename, source.lineno,
-                  source.text, source.raw, source.is_lambda, code.co_freevars, _CLIENT)
+        static = (
+            func.__name__,
+            code.co_name,
+            func.__qualname__,
+            func.__module__,
+            source.filename,
+            source.lineno,
+            source.text,
+            source.raw,
+            source.is_lambda,
+            code.co_freevars,
+            _CLIENT,
+        )
         closure = {
             name: cell.cell_contents
             for name, cell in zip(code.co_freevars, func.__closure__ or ())
             if _cell_filled(cell)
         }
         state = (closure, func.__defaults__, func.__kwdefaults__, func.__doc__, dict(func.__dict__))
-        return _MAKE_FUNCTION, (static, self._namespace(func)), state, None, None, _SET_FUNCTION_STATE
+        return (
+            _MAKE_FUNCTION,
+            (static, self._namespace(func)),
+            state,
+            None,
+            None,
+            _SET_FUNCTION_STATE,
+        )
 
-    def _namespace(self, func: types.FunctionType) -> Dict[str, Any]:
+    def _namespace(self, func: types.FunctionType) -> dict[str, Any]:
         """The globals a function (and what it reaches in the same module) uses, by value."""
         module_globals = func.__globals__
-        needed: Set[str] = set()
+        needed: set[str] = set()
         self._collect(func, module_globals, needed, set())
         known = self._namespaces.get(id(module_globals))
         if known is not None and needed <= known[1]:
@@ -140,11 +183,15 @@ class PortablePickler(pickle.Pickler):
         # A fresh dict when names are missing: the old one may already be in the stream.
         names = needed | (known[1] if known else set())
         snapshot = {"__name__": module_globals.get("__name__", "__main__")}
-        snapshot.update((name, module_globals[name]) for name in sorted(names) if name in module_globals)
+        snapshot.update(
+            (name, module_globals[name]) for name in sorted(names) if name in module_globals
+        )
         self._namespaces[id(module_globals)] = (snapshot, names)
         return snapshot
 
-    def _collect(self, obj: Any, module_globals: Dict[str, Any], needed: Set[str], seen: Set[int]) -> None:
+    def _collect(
+        self, obj: Any, module_globals: dict[str, Any], needed: set[str], seen: set[int]
+    ) -> None:
         if id(obj) in seen:
             return
         seen.add(id(obj))
@@ -152,7 +199,11 @@ class PortablePickler(pickle.Pickler):
             for method in _methods(obj):
                 self._collect(method, module_globals, needed, seen)
             return
-        if not isinstance(obj, types.FunctionType) or obj.__globals__ is not module_globals or importable(obj):
+        if (
+            not isinstance(obj, types.FunctionType)
+            or obj.__globals__ is not module_globals
+            or importable(obj)
+        ):
             return
         for name in _global_names(obj.__code__):
             if name in module_globals:
@@ -164,15 +215,24 @@ class PortablePickler(pickle.Pickler):
 
     # ------------------------------------------------------------ classes
 
-    def _reduce_class(self, cls: type) -> Tuple[Any, ...]:
+    def _reduce_class(self, cls: type) -> tuple[Any, ...]:
         static = (cls.__name__, cls.__qualname__, cls.__module__)
-        attributes = {name: value for name, value in vars(cls).items() if name not in _SKIP_CLASS_ATTRIBUTES}
-        return _MAKE_CLASS, (static, type(cls), cls.__bases__), attributes, None, None, _SET_CLASS_STATE
+        attributes = {
+            name: value for name, value in vars(cls).items() if name not in _SKIP_CLASS_ATTRIBUTES
+        }
+        return (
+            _MAKE_CLASS,
+            (static, type(cls), cls.__bases__),
+            attributes,
+            None,
+            None,
+            _SET_CLASS_STATE,
+        )
 
 
 def _cell_filled(cell: Any) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents  # an empty cell raises ValueError
     except ValueError:
         return False
     return True

@@ -12,7 +12,6 @@ import sys
 import textwrap
 import types
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
 
 
 class FunctionNotPortable(Exception):
@@ -52,10 +51,10 @@ def _no_source(func: types.FunctionType, worker: str, why: str) -> FunctionNotPo
 
 # Parsed files by name, with linecache's list of lines they were parsed from: a file run
 # again under the same name (a page's "main.py") gets a new list there.
-_trees: Dict[str, Tuple[List[str], ast.Module]] = {}
+_trees: dict[str, tuple[list[str], ast.Module]] = {}
 
 
-def _parse(filename: str, lines: List[str]) -> Optional[ast.Module]:
+def _parse(filename: str, lines: list[str]) -> ast.Module | None:
     cached = _trees.get(filename)
     tree = cached[1] if cached is not None and cached[0] is lines else None
     if tree is None:
@@ -71,7 +70,7 @@ def _parse(filename: str, lines: List[str]) -> Optional[ast.Module]:
     return tree
 
 
-def _segment(lines: List[str], node: ast.AST) -> str:
+def _segment(lines: list[str], node: ast.AST) -> str:
     """The exact text of a node (column offsets count UTF-8 bytes)."""
     first, last = node.lineno - 1, node.end_lineno - 1  # type: ignore[attr-defined]
     chunk = [line.encode() for line in lines[first : last + 1]]
@@ -80,12 +79,12 @@ def _segment(lines: List[str], node: ast.AST) -> str:
     return b"".join(chunk).decode()
 
 
-def _arg_names(args: ast.arguments) -> Tuple[str, ...]:
+def _arg_names(args: ast.arguments) -> tuple[str, ...]:
     positional = [a.arg for a in (*args.posonlyargs, *args.args)]
     return (*positional, *(a.arg for a in args.kwonlyargs))
 
 
-def _code_arg_names(code: types.CodeType) -> Tuple[str, ...]:
+def _code_arg_names(code: types.CodeType) -> tuple[str, ...]:
     return code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
 
 
@@ -95,7 +94,7 @@ def _span_contains(node: ast.AST, line: int, column: int) -> bool:
     return start <= (line, column) < end
 
 
-def _pick_lambda(code: types.CodeType, candidates: List[ast.Lambda]) -> Optional[ast.Lambda]:
+def _pick_lambda(code: types.CodeType, candidates: list[ast.Lambda]) -> ast.Lambda | None:
     wanted = _code_arg_names(code)
     candidates = [node for node in candidates if _arg_names(node.args) == wanted]
     if len(candidates) <= 1:
@@ -103,10 +102,15 @@ def _pick_lambda(code: types.CodeType, candidates: List[ast.Lambda]) -> Optional
     positions = getattr(code, "co_positions", None)  # Python 3.11+
     if positions is None:
         return None
-    points = [(line, column) for line, _, column, _ in positions() if line is not None and column is not None]
+    points = [
+        (line, column)
+        for line, _, column, _ in positions()
+        if line is not None and column is not None
+    ]
+
     # The lambda that holds most of this code's instructions; of equals, the smallest
     # (a lambda inside another holds all of its own instructions, as the outer one does).
-    def rank(node: ast.Lambda) -> Tuple[int, int, int]:
+    def rank(node: ast.Lambda) -> tuple[int, int, int]:
         held = sum(_span_contains(node, *point) for point in points)
         return (-held, node.end_lineno - node.lineno, node.end_col_offset - node.col_offset)  # type: ignore[operator]
 
@@ -125,11 +129,16 @@ def find_source(func: types.FunctionType, worker: str) -> FunctionSource:
         raise _no_source(func, worker, f"the source of '{filename}' that Python has does not parse")
     is_lambda = code.co_name == "<lambda>"
     if is_lambda:
-        lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno]
+        lambdas = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno
+        ]
         node = _pick_lambda(code, lambdas)
         if node is None:
             raise _no_source(
-                func, worker,
+                func,
+                worker,
                 f"line {code.co_firstlineno} of its source holds {len(lambdas)} lambdas and this "
                 "Python cannot tell which one it is (give it a name with def)",
             )
@@ -142,7 +151,11 @@ def find_source(func: types.FunctionType, worker: str) -> FunctionSource:
                 # From the def line on: the decorators already ran on the client.
                 raw = "".join(lines[node.lineno - 1 : node.end_lineno])
                 return FunctionSource(textwrap.dedent(raw), raw, filename, node.lineno, False)
-    raise _no_source(func, worker, f"its definition is not in the source Python has for '{filename}' (was the file changed?)")
+    raise _no_source(
+        func,
+        worker,
+        f"its definition is not in the source Python has for '{filename}' (was the file changed?)",
+    )
 
 
 def check_syntax(func: types.FunctionType, source: FunctionSource, worker: str) -> None:

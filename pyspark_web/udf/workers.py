@@ -12,7 +12,7 @@ function; the answer is cached per client. An explicit version skips the probe:
 import os
 import re
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 ENVIRONMENT_VARIABLE = "PYSPARK_WEB_WORKER_PYTHON"
 _VERSION = re.compile(r"^3\.\d{1,2}$")
@@ -34,7 +34,7 @@ def _client(spark_or_client: Any) -> Any:
     return getattr(spark_or_client, "client", spark_or_client)
 
 
-def set_worker_python(spark: Any, version: Optional[str]) -> None:
+def set_worker_python(spark: Any, version: str | None) -> None:
     """Declare the workers' Python version for a session (no probe), or None to forget it."""
     client = _client(spark)
     if version is None:
@@ -89,7 +89,11 @@ def _probe(client: Any) -> str:
         refusal = str(error.details() or "")
     found = _REFUSAL.search(refusal)
     if found is None:
-        detail = f"the server answered: {refusal[:300]!r}" if refusal else "the probe UDF was not refused"
+        detail = (
+            f"the server answered: {refusal[:300]!r}"
+            if refusal
+            else "the probe UDF was not refused"
+        )
         raise RuntimeError(
             "pyspark-web could not learn which Python version the Spark workers run "
             f"({detail}). Declare it: set the environment variable {ENVIRONMENT_VARIABLE}=3.11 "

@@ -15,11 +15,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import CHROME_FLAGS
 from pytest_pyodide import get_global_config
 from pytest_pyodide.fixture import selenium_jspi_inner
 from pytest_pyodide.server import DefaultHandler
-
-from helpers import CHROME_FLAGS
 
 HERE = Path(__file__).resolve().parent
 

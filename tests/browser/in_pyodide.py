@@ -3,9 +3,8 @@ run_in_pyodide only works in test modules, so this one hands Pyodide code as tex
 
 import json
 
-from pytest_pyodide.utils import set_webdriver_script_timeout
-
 from helpers import DIFFERENTIAL
+from pytest_pyodide.utils import set_webdriver_script_timeout
 
 RUN_CASES = """
 import json, os, sys, time

@@ -16,8 +16,15 @@ from selenium.webdriver.common.by import By
 
 LAB = "http://127.0.0.1:8000/lite/lab/index.html"
 FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # Every host but 127.0.0.1 resolves to nothing: a CDN fallback fails instead of hiding.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
@@ -66,10 +73,16 @@ class LiteNotebook:
 
     def open(self):
         self.driver.get(LAB)
-        wait_for(lambda: self.js("return !!(window.jupyterapp && window.jupyterapp.commands)"), 120, "JupyterLab loading")
+        wait_for(
+            lambda: self.js("return !!(window.jupyterapp && window.jupyterapp.commands)"),
+            120,
+            "JupyterLab loading",
+        )
         # Before the layout is restored, the new notebook would be replaced by the launcher.
-        self.js("window.jupyterapp.restored.then(() => "
-                "window.jupyterapp.commands.execute('notebook:create-new', {kernelName: 'python'}))")
+        self.js(
+            "window.jupyterapp.restored.then(() => "
+            "window.jupyterapp.commands.execute('notebook:create-new', {kernelName: 'python'}))"
+        )
         wait_for(lambda: self.js(KERNEL_IDLE), 120, "the kernel becoming ready")
 
     def cells(self):
@@ -83,7 +96,8 @@ class LiteNotebook:
             const notebook = panel.content;
             const model = notebook.model.sharedModel;
             let index = model.cells.length - 1;
-            if (model.cells[index].getSource() !== '' || notebook.widgets[index].model.executionCount !== null) {{
+            if (model.cells[index].getSource() !== '' || \
+notebook.widgets[index].model.executionCount !== null) {{
               model.insertCell(model.cells.length, {{cell_type: 'code', source: ''}});
               index = model.cells.length - 1;
             }}
@@ -99,7 +113,8 @@ class LiteNotebook:
     def finished(self, index):
         return self.js(
             f"const cell = {PANEL}.content.widgets[arguments[0]]; "
-            "return cell.model.executionCount !== null && !cell.node.classList.contains('jp-mod-running') "
+            "return cell.model.executionCount !== null "
+            "&& !cell.node.classList.contains('jp-mod-running') "
             f"&& {PANEL}.sessionContext.session.kernel.status === 'idle';",
             index,
         )
@@ -112,11 +127,14 @@ class LiteNotebook:
         return self.wait(self.start(source), timeout)
 
     def outputs(self, index):
-        return self.js(f"return {PANEL}.content.widgets[arguments[0]].model.outputs.toJSON();", index)
+        return self.js(
+            f"return {PANEL}.content.widgets[arguments[0]].model.outputs.toJSON();", index
+        )
 
     def output_node(self, index):
-        return self.driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")[index].find_element(
-            By.CSS_SELECTOR, ".jp-OutputArea")
+        return self.driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")[
+            index
+        ].find_element(By.CSS_SELECTOR, ".jp-OutputArea")
 
     def notebook_json(self):
         """The notebook document as JupyterLab would save it."""
@@ -133,5 +151,8 @@ def text_of(outputs):
         elif kind in ("execute_result", "display_data"):
             parts.append("".join(output.get("data", {}).get("text/plain", "")))
         elif kind == "error":
-            parts.append("\n".join(output.get("traceback", [])) or f"{output.get('ename')}: {output.get('evalue')}")
+            parts.append(
+                "\n".join(output.get("traceback", []))
+                or f"{output.get('ename')}: {output.get('evalue')}"
+            )
     return "".join(parts)

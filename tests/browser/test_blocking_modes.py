@@ -19,6 +19,7 @@ URL = "http://127.0.0.1:8081"
 @run_in_pyodide(packages=["pyspark-web"])
 def query_and_mode(selenium, url):
     from pyspark.sql import SparkSession
+
     from pyspark_web.transport import blocking_mode
 
     spark = SparkSession.builder.remote(url).getOrCreate()
@@ -33,7 +34,12 @@ def test_page_main_thread_with_jspi(selenium_jspi):
 
 
 def test_dedicated_worker_with_jspi(selenium_jspi_worker):
-    assert list(query_and_mode(selenium_jspi_worker, URL)) == ["jspi", sum(range(50000)), 70000, 69999]
+    assert list(query_and_mode(selenium_jspi_worker, URL)) == [
+        "jspi",
+        sum(range(50000)),
+        70000,
+        69999,
+    ]
 
 
 SYNC_CONNECT = """

@@ -3,8 +3,8 @@ Node, against workers on CPython 3.11: every function travels as source.
 
 - udf_cases.py runs inside Pyodide and is compared case by case with the stock native client
   on CPython 3.11. pandas and pyarrow cannot be installed offline in Pyodide, so there the
-  pandas and Arrow cases must fail with PACKAGE_NOT_INSTALLED (tests/differential/test_python_functions.py
-  runs them on CPython 3.13 with pandas).
+  pandas and Arrow cases must fail with PACKAGE_NOT_INSTALLED
+  (tests/differential/test_python_functions.py runs them on CPython 3.13 with pandas).
 - A page that runs its code with runPythonAsync(code, {filename}) gets UDFs that work; without
   a filename Python keeps no source, and the error says what to do.
 - The documented pandas route asks the Pyodide distribution for the packages, which the
@@ -14,10 +14,9 @@ Node, against workers on CPython 3.11: every function travels as source.
 import json
 
 import pytest
-from pytest_pyodide import run_in_pyodide
-
 from helpers import UDF_CASES, assert_same, case_names, stock_results
 from in_pyodide import run_cases_in_pyodide
+from pytest_pyodide import run_in_pyodide
 
 pytestmark = pytest.mark.usefixtures("stack")
 URL = "http://127.0.0.1:8081"
@@ -40,7 +39,10 @@ def test_udf_in_pyodide(pyodide_udf_results, native_udf_utc, name):
     result = pyodide_udf_results[name]
     assert "PYTHON_VERSION_MISMATCH" not in json.dumps(result)
     if name in PANDAS_CASES:
-        assert (result.get("error"), result.get("condition")) == ("PySparkImportError", "PACKAGE_NOT_INSTALLED"), result
+        assert (result.get("error"), result.get("condition")) == (
+            "PySparkImportError",
+            "PACKAGE_NOT_INSTALLED",
+        ), result
         return
     assert_same(name, native_udf_utc, pyodide_udf_results, "pyspark-web in Pyodide")
 
@@ -57,7 +59,8 @@ OFFSET = 100
 def shifted(x):
     return x + OFFSET
 
-rows = spark.range(3).select(shifted("id").alias("v"), udf(lambda x: -x, "long")("id").alias("n")).collect()
+rows = spark.range(3).select(shifted("id").alias("v"), \
+udf(lambda x: -x, "long")("id").alias("n")).collect()
 json.dumps([[r.v, r.n] for r in rows])
 """
 
@@ -73,7 +76,9 @@ try {
 
 # In the module's runtime: one browser less to start (and a page keeps its Pyodide anyway).
 def test_page_code_with_a_filename_runs_udfs(selenium_jspi_module):
-    outcome, value = selenium_jspi_module.run_js(RUN_PAGE_CODE % (json.dumps(PAGE_CODE), '{filename: "main.py"}'))
+    outcome, value = selenium_jspi_module.run_js(
+        RUN_PAGE_CODE % (json.dumps(PAGE_CODE), '{filename: "main.py"}')
+    )
     assert outcome == "ok", value
     assert json.loads(value) == [[100, 0], [101, -1], [102, -2]]
 
@@ -82,14 +87,15 @@ def test_page_code_without_a_filename_says_what_to_do(selenium_jspi_module):
     outcome, message = selenium_jspi_module.run_js(RUN_PAGE_CODE % (json.dumps(PAGE_CODE), "{}"))
     assert outcome == "error"
     assert "PYTHON_VERSION_MISMATCH" not in message
-    assert "FunctionNotPortable: Cannot send the Python function 'shifted' (<exec>, line 9)" in message
+    assert (
+        "FunctionNotPortable: Cannot send the Python function 'shifted' (<exec>, line 9)" in message
+    )
     assert "the Spark workers run Python 3.11, this client runs Python 3.14" in message
     assert "pyodide.runPythonAsync(code, {filename: 'main.py'})" in message
 
 
 @run_in_pyodide(packages=["pyspark-web", "micropip"])
 async def pandas_route(selenium):
-    import sys
 
     from pyspark.errors import PySparkImportError
     from pyspark.sql.functions import pandas_udf
@@ -127,7 +133,8 @@ self.fetch = (resource, ...rest) => {
 # In Chromium, Pyodide fetches through the page's fetch; in Node, through Node's own, which
 # block_net.cjs wraps (it records what it refused).
 REQUESTED = """
-return typeof process !== "undefined" && process.blockedRequests ? process.blockedRequests : self.requested;
+return typeof process !== "undefined" && process.blockedRequests \
+? process.blockedRequests : self.requested;
 """
 
 

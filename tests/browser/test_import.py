@@ -17,9 +17,10 @@ def import_client(selenium, heavy):
 
     import pyspark.sql.connect.client.core
     import pyspark.sql.connect.session
-    import pyspark_web
     from pyspark.sql.connect import grpc_compat
     from pyspark.sql.connect.functions import col, lit
+
+    import pyspark_web
 
     assert sys.platform == "emscripten"
     assert str(col("x")) == "Column<'x'>" and str(lit(1)) == "Column<'1'>"
@@ -54,12 +55,17 @@ def test_micropip_install_resolves_from_lockfile(selenium, lock):
 
         await micropip.install("pyspark-web")
         # source "pyodide": installed from the lockfile, not from an index.
-        return {name: [package.version, package.source] for name, package in micropip.list().items()
-                if name in ("pyspark-web", "protobuf", "googleapis-common-protos", "urllib3")}
+        return {
+            name: [package.version, package.source]
+            for name, package in micropip.list().items()
+            if name in ("pyspark-web", "protobuf", "googleapis-common-protos", "urllib3")
+        }
 
     installed = install(selenium)
-    expected = {name: [lock["packages"][name]["version"], "pyodide"]
-                for name in ("pyspark-web", "protobuf", "googleapis-common-protos", "urllib3")}
+    expected = {
+        name: [lock["packages"][name]["version"], "pyodide"]
+        for name in ("pyspark-web", "protobuf", "googleapis-common-protos", "urllib3")
+    }
     assert installed == expected
     assert import_client(selenium, HEAVY)["loaded"] == []
 
@@ -77,7 +83,10 @@ return out;
 def test_only_127_0_0_1_is_reachable(selenium, web_server_main):
     """The same loopback server answers as 127.0.0.1 but not under another name."""
     _, port, _ = web_server_main
-    urls = [f"http://127.0.0.1:{port}/pyodide-lock.json", f"http://localhost:{port}/pyodide-lock.json"]
+    urls = [
+        f"http://127.0.0.1:{port}/pyodide-lock.json",
+        f"http://localhost:{port}/pyodide-lock.json",
+    ]
     direct, by_name = selenium.run_js(FETCH % json.dumps(urls))
     assert direct == "ok 200"
     assert by_name.startswith("failed: ")

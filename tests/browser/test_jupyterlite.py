@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import BUILD, DIST, ROOT, restart_stack
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -26,9 +25,17 @@ def get(path):
 def test_site_is_served_without_isolation_and_uses_our_pyodide():
     status, headers, body = get("/lite/jupyter-lite.json")
     assert status == 200
-    assert "cross-origin-embedder-policy" not in headers and "cross-origin-opener-policy" not in headers
-    settings = json.loads(body)["jupyter-config-data"]["litePluginSettings"]["@jupyterlite/pyodide-kernel-extension:kernel"]
-    assert settings["pyodideUrl"] == "./static/pyodide/pyodide.mjs" and settings["disablePyPIFallback"] is True
+    assert (
+        "cross-origin-embedder-policy" not in headers
+        and "cross-origin-opener-policy" not in headers
+    )
+    settings = json.loads(body)["jupyter-config-data"]["litePluginSettings"][
+        "@jupyterlite/pyodide-kernel-extension:kernel"
+    ]
+    assert (
+        settings["pyodideUrl"] == "./static/pyodide/pyodide.mjs"
+        and settings["disablePyPIFallback"] is True
+    )
     # The kernel's Pyodide is ours: same lockfile as dist/.
     _, _, lock = get("/lite/static/pyodide/pyodide-lock.json")
     assert json.loads(lock) == json.loads((DIST / "pyodide-lock.json").read_text())
@@ -39,8 +46,17 @@ def test_site_is_served_without_isolation_and_uses_our_pyodide():
 def run_demo(screenshot, report_file):
     """tools/demo_check.py: every cell of the demo notebook in the JupyterLab UI; its report."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools/demo_check.py"), "--screenshot", str(screenshot), "--json", str(report_file)],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(ROOT / "tools/demo_check.py"),
+            "--screenshot",
+            str(screenshot),
+            "--json",
+            str(report_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -58,17 +74,25 @@ def test_demo_notebook_runs_in_the_jupyterlite_ui():
     assert all(name in joined for name in ("Ada", "Grace", "Linus")) and "rank" in joined
     # Eager evaluation: the bare DataFrame expression renders as an HTML table.
     tables = [
-        "".join(output["data"]["text/html"]) for cell in report["cells"] for output in cell["outputs"]
+        "".join(output["data"]["text/html"])
+        for cell in report["cells"]
+        for output in cell["outputs"]
         if output.get("output_type") == "execute_result" and "text/html" in output.get("data", {})
     ]
-    assert any("<table" in table and "<th>revenue</th>" in table and "<th>rank</th>" in table for table in tables), tables
+    assert any(
+        "<table" in table and "<th>revenue</th>" in table and "<th>rank</th>" in table
+        for table in tables
+    ), tables
     assert "error class: TABLE_OR_VIEW_NOT_FOUND" in joined and "SQL state:   42P01" in joined
     # The long query's live progress bar ended as a one-line summary of its 16 tasks.
     summaries = [
-        "".join(output["data"]["text/html"]) for cell in report["cells"] for output in cell["outputs"]
-        if output.get("output_type") == "display_data" and "pyspark-web-progress-done" in "".join(output["data"].get("text/html", ""))
+        "".join(output["data"]["text/html"])
+        for cell in report["cells"]
+        for output in cell["outputs"]
+        if output.get("output_type") == "display_data"
+        and "pyspark-web-progress-done" in "".join(output["data"].get("text/html", ""))
     ]
-    assert any("16/16 tasks" in summary for summary in summaries), summaries
+    assert any("1 stage · 16 tasks" in summary for summary in summaries), summaries
     assert "rows: 16" in joined
     # Python functions from the browser (Python 3.14) ran on 3.11 workers.
     assert "Spark's workers run Python 3.11" in joined

@@ -4,7 +4,6 @@ progress, Stop, and no secret in the page or the saved notebook."""
 import time
 
 import pytest
-
 from lite_ui import LiteNotebook, text_of, wait_for
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -20,7 +19,8 @@ spark = SparkSession.builder.remote(f"http://127.0.0.1:8081/;token={{token}}").g
 def slow(rows, partitions, millis):
     # Each row sleeps on the server, so a query's length is known: rows / partitions * millis.
     return spark.range(0, rows, 1, partitions).select(
-        "id", F.expr(f"java_method('java.lang.Thread', 'sleep', CAST({{millis}} AS BIGINT))").alias("slept"))
+        "id", \
+F.expr(f"java_method('java.lang.Thread', 'sleep', CAST({{millis}} AS BIGINT))").alias("slept"))
 
 # A fresh server's first job pays for JIT and codegen (about 1 s here); the tests below
 # time the progress display, not that.
@@ -45,12 +45,14 @@ def progress_state(notebook, index):
         """
         const cell = window.jupyterapp.shell.currentWidget.content.widgets[arguments[0]].node;
         const bar = cell.querySelector(arguments[1]);
-        const stop = [...cell.querySelectorAll('button')].find((b) => b.textContent.trim() === 'Stop');
+        const stop = [...cell.querySelectorAll('button')]\
+.find((b) => b.textContent.trim() === 'Stop');
         const done = cell.querySelector('.pyspark-web-progress-done');
         return {value: bar ? Number(bar.getAttribute('aria-valuenow')) : null, stop: !!stop,
                 summary: done ? done.textContent : null};
         """,
-        index, BAR,
+        index,
+        BAR,
     )
 
 
@@ -136,7 +138,8 @@ def test_a_dataframe_shows_as_an_html_table(notebook):
     assert "<table" in html and "twice" in html
     cells = notebook.js(
         "const cell = window.jupyterapp.shell.currentWidget.content.widgets.at(-1).node;"
-        "return [...cell.querySelectorAll('.jp-OutputArea table td')].map((td) => td.textContent.trim());"
+        "return [...cell.querySelectorAll('.jp-OutputArea table td')]"
+        ".map((td) => td.textContent.trim());"
     )
     assert cells == ["0", "0", "1", "2", "2", "4"]
 
@@ -149,7 +152,9 @@ def error_output(outputs):
 
 
 def test_an_uncaught_spark_error_is_short_and_says_what_matters(notebook):
-    lines, streams = error_output(notebook.run('spark.sql("SELECT * FROM no_such_table").collect()'))
+    lines, streams = error_output(
+        notebook.run('spark.sql("SELECT * FROM no_such_table").collect()')
+    )
     text = "\n".join(lines)
     assert len(lines) <= 40, text
     assert "AnalysisException" in text and "TABLE_OR_VIEW_NOT_FOUND" in text and "42P01" in text
@@ -179,7 +184,8 @@ from pyspark.sql import SparkSession, functions as F
 spark = SparkSession.builder.remote("http://127.0.0.1:8081").getOrCreate()
 spark.conf.set("spark.sql.repl.eagerEval.enabled", True)""",
     """spark.createDataFrame(
-    [("Ada", 1815, 36), ("Grace", 1906, 85), ("Linus", 1969, 56)], "name string, born int, revenue int")""",
+    [("Ada", 1815, 36), ("Grace", 1906, 85), ("Linus", 1969, 56)], \
+"name string, born int, revenue int")""",
 ]
 SLOW_CELL = """slow = spark.range(0, 24, 1, 12).select(
     "id", F.expr("java_method('java.lang.Thread', 'sleep', 800L)"))

@@ -5,7 +5,6 @@ import re
 import textwrap
 
 import pytest
-
 from helpers import ROOT
 
 pytestmark = pytest.mark.usefixtures("stack")

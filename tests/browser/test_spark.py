@@ -7,10 +7,9 @@ native client on CPython against the same server.
 """
 
 import pytest
-from pytest_pyodide import run_in_pyodide
-
 from helpers import assert_same, case_names, stock_results
 from in_pyodide import run_cases_in_pyodide
+from pytest_pyodide import run_in_pyodide
 
 pytestmark = pytest.mark.usefixtures("stack")
 URL = "http://127.0.0.1:8081"
@@ -35,7 +34,9 @@ def connect_and_query(selenium, url):
     return result
 
 
-@pytest.mark.parametrize("url", [URL, "sc://127.0.0.1:8081/;transport=grpcweb", "sc://127.0.0.1/;transport=grpcweb"])
+@pytest.mark.parametrize(
+    "url", [URL, "sc://127.0.0.1:8081/;transport=grpcweb", "sc://127.0.0.1/;transport=grpcweb"]
+)
 def test_connect_forms(selenium_jspi, url):
     result = connect_and_query(selenium_jspi, url)
     assert result["version"] == "4.3.0"
@@ -126,7 +127,8 @@ def slow_collect(selenium, url):
     stub.ReattachExecute = counting
     # 96 single-row partitions of 0.25 s each: results trickle out for about 12 s.
     df = spark.range(0, 96, 1, 96).select(
-        "id", F.expr("java_method('java.lang.Thread', 'sleep', CAST(250 AS BIGINT))").alias("slept"))
+        "id", F.expr("java_method('java.lang.Thread', 'sleep', CAST(250 AS BIGINT))").alias("slept")
+    )
     ids = [r.id for r in df.collect()]
     spark.stop()
     return ids, calls["ReattachExecute"]

@@ -8,7 +8,6 @@ directly with selenium (pytest-pyodide cannot hide JSPI from its workers).
 Every request that leaves 127.0.0.1 is blocked, as in the other browser tests.
 """
 
-import functools
 import http.server
 import tempfile
 import threading
@@ -16,15 +15,21 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import CHROME_FLAGS, DIST
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from helpers import CHROME_FLAGS, DIST
-
 pytestmark = pytest.mark.usefixtures("stack")
 PAGES = Path(__file__).resolve().parent / "pages"
-TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
-         ".json": "application/json", ".html": "text/html", ".whl": "application/zip", ".zip": "application/zip"}
+TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+}
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -36,7 +41,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         path = path.split("?", 1)[0]
         for prefix, root in (("/dist/", DIST), ("/pages/", PAGES)):
             if path.startswith(prefix):
-                return str(root / path[len(prefix):])
+                return str(root / path[len(prefix) :])
         return str(PAGES / "missing")
 
     def guess_type(self, path):
@@ -55,7 +60,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "isolated"])
 def pages(request):
-    handler = type("IsolatedHandler" if request.param else "PlainHandler", (Handler,), {"isolated": request.param})
+    handler = type(
+        "IsolatedHandler" if request.param else "PlainHandler",
+        (Handler,),
+        {"isolated": request.param},
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield request.param, f"http://127.0.0.1:{server.server_address[1]}"
@@ -67,7 +76,12 @@ def pages(request):
 def chrome():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", *CHROME_FLAGS, f"--user-data-dir={tempfile.mkdtemp()}"]:
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        *CHROME_FLAGS,
+        f"--user-data-dir={tempfile.mkdtemp()}",
+    ]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     yield driver
@@ -81,7 +95,10 @@ def wait_for(driver, script, seconds=240):
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"no result after {seconds} s; console: {driver.get_log('browser')[-5:] if hasattr(driver, 'get_log') else ''}")
+    raise AssertionError(
+        f"no result after {seconds} s; console: "
+        f"{driver.get_log('browser')[-5:] if hasattr(driver, 'get_log') else ''}"
+    )
 
 
 def test_worker_without_jspi(chrome, pages):

@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pyspark.sql import DataFrame, Row, SparkSession  # noqa: E402
 
 
-
 def load_cases(path=None):
     if path is None:
         from cases import CASES
@@ -30,6 +29,7 @@ def load_cases(path=None):
     namespace = {"__name__": "__main__", "__file__": str(path)}
     exec(compile(Path(path).read_text(), str(path), "exec"), namespace)
     return namespace["CASES"]
+
 
 # Expression and plan ids grow with everything the server has run.
 _VOLATILE = [(re.compile(r"#\d+L?"), "#N"), (re.compile(r"plan_id=\d+"), "plan_id=N")]
@@ -61,7 +61,11 @@ def encode(value):
 
 def encode_error(error):
     result = {"error": type(error).__name__}
-    for name, method in (("condition", "getCondition"), ("sqlstate", "getSqlState"), ("parameters", "getMessageParameters")):
+    for name, method in (
+        ("condition", "getCondition"),
+        ("sqlstate", "getSqlState"),
+        ("parameters", "getMessageParameters"),
+    ):
         if hasattr(error, method):
             result[name] = getattr(error, method)()
     if "condition" not in result:

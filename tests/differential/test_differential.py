@@ -8,7 +8,6 @@ Both run tests/differential/runner.py in their own process, against the same ser
 """
 
 import pytest
-
 from helpers import ROOT, assert_same, case_names, ensure_venv, run_differential, run_python
 
 PINS = ROOT / "tests/requirements-native.txt"
@@ -35,7 +34,9 @@ def absent(python, modules):
 def native_results(stack, tmp_path_factory):
     stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], PINS)
     # The client's own time zone matters for timestamps: the same, non-UTC one for both.
-    return run_differential(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native") / "native.json", TZ)
+    return run_differential(
+        stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("native") / "native.json", TZ
+    )
 
 
 @pytest.fixture(scope="session", params=list(WEB_CONFIGS))
@@ -44,7 +45,9 @@ def results(request, stack, wheel, native_results, tmp_path_factory):
     web = ensure_venv(venv, [f"{wheel}{extra}"], PINS, reinstall=[wheel])
     # The configuration under test: no grpcio (and, for web-bare, no numpy/pandas/pyarrow).
     assert absent(web, ["grpc", *missing]), f"{venv} has packages it must not have"
-    grpcweb = run_differential(web, "http://127.0.0.1:8081", tmp_path_factory.mktemp(request.param) / "web.json", TZ)
+    grpcweb = run_differential(
+        web, "http://127.0.0.1:8081", tmp_path_factory.mktemp(request.param) / "web.json", TZ
+    )
     return native_results, grpcweb
 
 

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from helpers import ROOT, ensure_venv, restart_envoy
 
 PINS = ROOT / "tests/requirements-native.txt"
@@ -42,7 +41,9 @@ def web(wheel):
 
 
 def test_envoy_restart_mid_stream_is_survived_by_reattach(web):
-    client = subprocess.Popen([str(web), "-c", SLOW_QUERY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = subprocess.Popen(
+        [str(web), "-c", SLOW_QUERY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert client.stdout.readline().strip() == "started"
         time.sleep(2.5)  # the stream is open and partitions are arriving
@@ -74,7 +75,9 @@ class CountingPolicy(DefaultPolicy):
 def test_a_first_contact_that_cannot_connect_is_reported_at_once(web):
     """Upstream's default policy would retry this for about 20 minutes; pyspark-web gives
     up on a server that has never answered (README: "First contact")."""
-    script = COUNTING_POLICY + """
+    script = (
+        COUNTING_POLICY
+        + """
 probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]; probe.close()
 client = SparkConnectClient(f"http://127.0.0.1:{port}")
 client.set_retry_policies([CountingPolicy()])  # upstream's defaults
@@ -86,6 +89,7 @@ except Exception as error:
                       "retries": CountingPolicy.retries, "seconds": time.monotonic() - began,
                       "message": str(error), "port": port}))
 """
+    )
     result = subprocess.run([str(web), "-c", script], capture_output=True, text=True, timeout=120)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["kind"] == "ServerUnreachableError", result.stdout + result.stderr
@@ -97,7 +101,9 @@ except Exception as error:
 
 
 def test_after_contact_an_unreachable_endpoint_is_retried_until_it_is_back(web):
-    script = COUNTING_POLICY + """
+    script = (
+        COUNTING_POLICY
+        + """
 client = SparkConnectClient("http://127.0.0.1:8081")
 client.set_retry_policies([CountingPolicy(max_retries=12, initial_backoff=200, max_backoff=2000)])
 before = client.get_configs("spark.sql.session.timeZone")
@@ -105,10 +111,17 @@ print("contacted", flush=True)
 sys.stdin.readline()  # Envoy is down now
 began = time.monotonic()
 after = client.get_configs("spark.sql.session.timeZone")
-print(json.dumps({"same": before == after, "retries": CountingPolicy.retries, "seconds": time.monotonic() - began}))
+print(json.dumps({"same": before == after, "retries": CountingPolicy.retries, \
+"seconds": time.monotonic() - began}))
 """
-    client = subprocess.Popen([str(web), "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    )
+    client = subprocess.Popen(
+        [str(web), "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     restarter = None
     try:
         assert client.stdout.readline().strip() == "contacted", client.stderr.read()[-3000:]
@@ -141,7 +154,9 @@ def envoy_answers():
 
 
 def test_unavailable_error_after_contact_reaches_user_with_url(web):
-    script = COUNTING_POLICY + """
+    script = (
+        COUNTING_POLICY
+        + """
 client = SparkConnectClient("http://127.0.0.1:8081")
 client.get_configs("spark.sql.session.timeZone")  # contact
 # The same session, its server gone: a refused port.
@@ -152,8 +167,10 @@ try:
     client.get_configs("spark.sql.session.timeZone")
 except Exception as error:
     cause = error.__cause__ or error.__context__
-    print(json.dumps({"retries": CountingPolicy.retries, "error": repr(cause)[:400] if cause else repr(error)[:400]}))
+    print(json.dumps({"retries": CountingPolicy.retries, \
+"error": repr(cause)[:400] if cause else repr(error)[:400]}))
 """
+    )
     result = subprocess.run([str(web), "-c", script], capture_output=True, text=True, timeout=120)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["retries"] >= 1, result.stdout + result.stderr

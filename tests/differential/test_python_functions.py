@@ -11,9 +11,15 @@ Pyodide runs the same cases in tests/browser/test_functions_in_pyodide.py.
 """
 
 import pytest
-
 from helpers import (
-    ROOT, UDF_CASES, assert_same, case_names, ensure_venv, pyenv_python, run_differential, run_python,
+    ROOT,
+    UDF_CASES,
+    assert_same,
+    case_names,
+    ensure_venv,
+    pyenv_python,
+    run_differential,
+    run_python,
 )
 
 PINS = ROOT / "tests/requirements-native.txt"
@@ -35,15 +41,26 @@ CLIENTS = {
 def native_udf_results(stack, tmp_path_factory):
     stock = ensure_venv("venv-stock", ["pyspark-client==4.2.0"], PINS)
     version = run_python(stock, "import sys; print('%d.%d' % sys.version_info[:2])").stdout.strip()
-    assert version == WORKERS, f"the reference client must run the workers' Python {WORKERS}, not {version}"
-    return run_differential(stock, "sc://127.0.0.1:15002", tmp_path_factory.mktemp("udf-native") / "out.json", TZ, UDF_CASES)
+    assert version == WORKERS, (
+        f"the reference client must run the workers' Python {WORKERS}, not {version}"
+    )
+    return run_differential(
+        stock,
+        "sc://127.0.0.1:15002",
+        tmp_path_factory.mktemp("udf-native") / "out.json",
+        TZ,
+        UDF_CASES,
+    )
 
 
 def client_python(name, wheel):
     venv, extra, version = CLIENTS[name]
     base = pyenv_python(version) if version else None
     if version and base is None:
-        pytest.fail(f"CPython {version} is missing: install it with pyenv (the tests need another minor than the workers')")
+        pytest.fail(
+            f"CPython {version} is missing: install it with pyenv "
+            "(the tests need another minor than the workers')"
+        )
     return ensure_venv(venv, [f"{wheel}{extra}"], PINS, reinstall=[wheel], base_python=base)
 
 
@@ -51,22 +68,40 @@ def client_python(name, wheel):
 def udf_results(request, stack, wheel, native_udf_results, tmp_path_factory):
     python = client_python(request.param, wheel)
     out = tmp_path_factory.mktemp(f"udf-{request.param}") / "out.json"
-    return request.param, native_udf_results, run_differential(python, "http://127.0.0.1:8081", out, TZ, UDF_CASES)
+    return (
+        request.param,
+        native_udf_results,
+        run_differential(python, "http://127.0.0.1:8081", out, TZ, UDF_CASES),
+    )
 
 
 def test_udf_suite_covers_every_kind():
-    for kind in ("udf_lambda", "udf_register_then_sql", "udtf_class_with_eval_and_terminate", "pandas_udf_series",
-                 "pandas_apply_in_pandas", "pandas_map_in_pandas", "pandas_map_in_arrow", "foreach_partition_sees_every_row",
-                 "udf_use_arrow_true", "udf_use_arrow_false"):
+    for kind in (
+        "udf_lambda",
+        "udf_register_then_sql",
+        "udtf_class_with_eval_and_terminate",
+        "pandas_udf_series",
+        "pandas_apply_in_pandas",
+        "pandas_map_in_pandas",
+        "pandas_map_in_arrow",
+        "foreach_partition_sees_every_row",
+        "udf_use_arrow_true",
+        "udf_use_arrow_false",
+    ):
         assert kind in CASE_NAMES
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_same_result_as_native(udf_results, name):
     client, native, web = udf_results
-    assert "error" not in native[name] or name == "udf_exception_in_user_code", f"the reference failed: {native[name]}"
+    assert "error" not in native[name] or name == "udf_exception_in_user_code", (
+        f"the reference failed: {native[name]}"
+    )
     if client == "web-bare" and name in PANDAS_CASES:
-        assert web[name]["error"] == "PySparkImportError" and web[name]["condition"] == "PACKAGE_NOT_INSTALLED", web[name]
+        assert (
+            web[name]["error"] == "PySparkImportError"
+            and web[name]["condition"] == "PACKAGE_NOT_INSTALLED"
+        ), web[name]
         return
     assert_same(name, native, web, f"pyspark-web ({client})")
 
@@ -115,8 +150,14 @@ def run_script(python, text, tmp_path, env=None):
 
     script = tmp_path / "client.py"
     script.write_text(text)
-    result = subprocess.run([str(python), str(script)], capture_output=True, text=True, timeout=180,
-                            env=dict(os.environ, **(env or {})), cwd="/")
+    result = subprocess.run(
+        [str(python), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, **(env or {})),
+        cwd="/",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -127,7 +168,10 @@ def test_worker_version_is_learned_once_and_tracebacks_name_user_code(client, wh
     out = run_script(python, SCRIPT, tmp_path).splitlines()
     lines = dict(line.split(" ", 1) for line in out)
     # First UDF: the probe plus the query; second: the query only.
-    assert [line for line in out if line.startswith("round trips")] == ["round trips 0 2", "round trips 1 1"], out
+    assert [line for line in out if line.startswith("round trips")] == [
+        "round trips 0 2",
+        "round trips 1 1",
+    ], out
     assert lines["learned"] == WORKERS
     print(f"{client}: first and second UDF query in seconds: {lines['seconds']}")
     kind, message = lines["error"].split(" | ", 1)
@@ -138,7 +182,9 @@ def test_worker_version_is_learned_once_and_tracebacks_name_user_code(client, wh
     if client != "web-3.11":
         # Source travels to the workers, and their traceback quotes the user's own line
         # (cloudpickle's code objects on the same minor version leave it out, as upstream).
-        assert 'raise ValueError("refusing two")  # the line the traceback must quote' in message, message
+        assert 'raise ValueError("refusing two")  # the line the traceback must quote' in message, (
+            message
+        )
 
 
 PROBE_FREE = """
@@ -177,4 +223,8 @@ def test_a_wrong_declared_version_is_the_workers_error(wheel, tmp_path):
     # A declaration is trusted: when it is wrong the workers refuse, as upstream does.
     python = client_python("web-3.13", wheel)
     out = run_script(python, MISMATCH_DECLARED, tmp_path, {"PYSPARK_WEB_WORKER_PYTHON": "3.12"})
-    assert out.startswith("PythonException") and "PYTHON_VERSION_MISMATCH" in out and "3.11 than that in driver: 3.12" in out, out
+    assert (
+        out.startswith("PythonException")
+        and "PYTHON_VERSION_MISMATCH" in out
+        and "3.11 than that in driver: 3.12" in out
+    ), out

@@ -4,7 +4,6 @@ work (the differential suite), and the pandas/Arrow APIs say what to install."""
 import subprocess
 
 import pytest
-
 from helpers import ROOT, ensure_venv
 
 PINS = ROOT / "tests/requirements-native.txt"
@@ -15,7 +14,8 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.errors import PySparkImportError
 spark = SparkSession.builder.remote("http://127.0.0.1:8081").getOrCreate()
-for api, call in (("toPandas()", lambda: spark.range(3).toPandas()), ("toArrow()", lambda: spark.range(3).toArrow())):
+for api, call in (("toPandas()", lambda: spark.range(3).toPandas()), \
+("toArrow()", lambda: spark.range(3).toArrow())):
     try:
         call()
         print(api, "returned")
@@ -27,7 +27,9 @@ print("loaded:", sorted(m for m in ("numpy", "pandas", "pyarrow") if m in sys.mo
 
 def test_pandas_apis_name_the_pandas_extra(wheel):
     python = ensure_venv("venv-web-bare", [str(wheel)], PINS, reinstall=[wheel])
-    result = subprocess.run([str(python), "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd="/")
+    result = subprocess.run(
+        [str(python), "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd="/"
+    )
     lines = result.stdout.splitlines()
     assert len(lines) == 3, result.stdout + result.stderr
     for line, api in zip(lines, ("toPandas()", "toArrow()")):
@@ -35,5 +37,8 @@ def test_pandas_apis_name_the_pandas_extra(wheel):
         assert name == api and condition == "PACKAGE_NOT_INSTALLED"
         assert "pip install 'pyspark-web[pandas]'" in note
         # micropip drops the extra of a package from the lockfile: the note names the packages.
-        assert "await micropip.install(['pandas', 'pyarrow'])" in note or "await micropip.install(['pyarrow'])" in note
+        assert (
+            "await micropip.install(['pandas', 'pyarrow'])" in note
+            or "await micropip.install(['pyarrow'])" in note
+        )
     assert lines[2] == "loaded: []"

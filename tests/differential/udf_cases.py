@@ -10,13 +10,21 @@ pyarrow on the client.
 """
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from pyspark.sql import Row
-from pyspark.sql.datasource import DataSource, DataSourceReader
 from pyspark.sql import functions as F
+from pyspark.sql.datasource import DataSource, DataSourceReader
 from pyspark.sql.functions import udf, udtf
-from pyspark.sql.types import ArrayType, IntegerType, LongType, MapType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 CASES = []
 
@@ -127,7 +135,9 @@ def udf_module_globals_and_helpers(spark):
         rate = RATES.get(currency, math.nan)
         return label(round(amount * rate, 2)) + "/" + str(fibonacci(int(amount) % 10))
 
-    df = spark.createDataFrame([("EUR", 10.0), ("USD", 7.0), ("JPY", 1234.0)], "cur string, amount double")
+    df = spark.createDataFrame(
+        [("EUR", 10.0), ("USD", 7.0), ("JPY", 1234.0)], "cur string, amount double"
+    )
     return df.select("cur", convert("cur", "amount").alias("converted"))
 
 
@@ -141,15 +151,19 @@ def udf_defaults_and_keyword_only(spark):
 
 @case
 def udf_returns_struct_array_map(spark):
-    schema = StructType([
-        StructField("n", LongType()),
-        StructField("digits", ArrayType(IntegerType())),
-        StructField("parity", MapType(StringType(), StringType())),
-    ])
+    schema = StructType(
+        [
+            StructField("n", LongType()),
+            StructField("digits", ArrayType(IntegerType())),
+            StructField("parity", MapType(StringType(), StringType())),
+        ]
+    )
 
     @udf(schema)
     def explode_number(x):
-        return Row(n=x, digits=[int(d) for d in str(x * 37)], parity={"p": "even" if x % 2 == 0 else "odd"})
+        return Row(
+            n=x, digits=[int(d) for d in str(x * 37)], parity={"p": "even" if x % 2 == 0 else "odd"}
+        )
 
     return spark.range(4).select(explode_number("id").alias("s")).select("s.*")
 
@@ -199,8 +213,13 @@ def udf_register_then_sql(spark):
 @case
 def udf_in_filter_and_group_by(spark):
     bucket = udf(lambda x: "even" if x % 2 == 0 else "odd", "string")
-    return (spark.range(10).where(udf(lambda x: x > 2, "boolean")("id"))
-            .groupBy(bucket("id").alias("b")).count().orderBy("b"))
+    return (
+        spark.range(10)
+        .where(udf(lambda x: x > 2, "boolean")("id"))
+        .groupBy(bucket("id").alias("b"))
+        .count()
+        .orderBy("b")
+    )
 
 
 # ---------------------------------------------------------------- udtf
@@ -233,7 +252,9 @@ def udtf_class_with_eval_and_terminate(spark):
 
 @case
 def udtf_registered_then_sql(spark):
-    spark.udtf.register("web_split", udtf(WordSplitter, returnType="word string, length int, tag string"))
+    spark.udtf.register(
+        "web_split", udtf(WordSplitter, returnType="word string, length int, tag string")
+    )
     return spark.sql("SELECT * FROM web_split('spark in the browser')")
 
 
@@ -241,7 +262,9 @@ def udtf_registered_then_sql(spark):
 def udtf_lateral_join(spark):
     spark.udtf.register("web_squares", Squares)
     spark.createDataFrame([(1, 2), (3, 3)], "a int, b int").createOrReplaceTempView("web_bounds")
-    return spark.sql("SELECT a, b, n, square FROM web_bounds, LATERAL web_squares(a, b) ORDER BY a, n")
+    return spark.sql(
+        "SELECT a, b, n, square FROM web_bounds, LATERAL web_squares(a, b) ORDER BY a, n"
+    )
 
 
 # ---------------------------------------------------------------- Python data sources

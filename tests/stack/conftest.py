@@ -20,9 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-
-from helpers import BUILD, BUILD_SH, DIST, ROOT
-
+from helpers import BUILD, DIST, ROOT
 
 
 def stack_venv() -> Path:
@@ -67,29 +65,54 @@ class TokenMaker:
 
     def jwks(self) -> dict:
         numbers = self.key.public_key().public_numbers()
-        return {"keys": [{"kty": "RSA", "kid": "test-key", "use": "sig", "alg": "RS256",
-                          "n": b64url_int(numbers.n), "e": b64url_int(numbers.e)}]}
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "kid": "test-key",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "n": b64url_int(numbers.n),
+                    "e": b64url_int(numbers.e),
+                }
+            ]
+        }
 
     def token(self, *, issuer=ISSUER, audience=AUDIENCE, expires_in=600, key=None) -> str:
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT", "kid": "test-key"}
-        claims = {"iss": issuer, "aud": audience, "sub": "tester", "iat": now, "exp": now + expires_in}
-        signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
-        signature = (key or self.key).sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        claims = {
+            "iss": issuer,
+            "aud": audience,
+            "sub": "tester",
+            "iat": now,
+            "exp": now + expires_in,
+        }
+        signing_input = (
+            f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+        )
+        signature = (key or self.key).sign(
+            signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
         return f"{signing_input}.{b64url(signature)}"
 
 
 def write_certificate(directory: Path) -> Path:
     """A throw-away CA and a server certificate for 127.0.0.1; returns the CA file."""
+
     def name(common):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca = (
-        x509.CertificateBuilder().subject_name(name("pyspark-web test CA")).issuer_name(name("pyspark-web test CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name("pyspark-web test CA"))
+        .issuer_name(name("pyspark-web test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -97,10 +120,17 @@ def write_certificate(directory: Path) -> Path:
     import ipaddress
 
     cert = (
-        x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     tls = directory / "tls"
@@ -121,10 +151,18 @@ def render_prod_config(etc: Path, lua_gate: bool = False) -> str:
     replacements = {
         "/etc/pyspark-web/": f"{etc}/",
         "/srv/pyspark-web/dist": str(DIST),
-        "address: 0.0.0.0, port_value: 8443": f"address: 127.0.0.1, port_value: {PROD_PORTS['grpc_web']}",
-        "address: 0.0.0.0, port_value: 443": f"address: 127.0.0.1, port_value: {PROD_PORTS['static']}",
-        "address: 127.0.0.1, port_value: 9901": f"address: 127.0.0.1, port_value: {PROD_PORTS['admin']}",
-        "address: spark-connect.internal, port_value: 15002": "address: 127.0.0.1, port_value: 15002",
+        "address: 0.0.0.0, port_value: 8443": (
+            f"address: 127.0.0.1, port_value: {PROD_PORTS['grpc_web']}"
+        ),
+        "address: 0.0.0.0, port_value: 443": (
+            f"address: 127.0.0.1, port_value: {PROD_PORTS['static']}"
+        ),
+        "address: 127.0.0.1, port_value: 9901": (
+            f"address: 127.0.0.1, port_value: {PROD_PORTS['admin']}"
+        ),
+        "address: spark-connect.internal, port_value: 15002": (
+            "address: 127.0.0.1, port_value: 15002"
+        ),
     }
     for old, new in replacements.items():
         assert text.count(old) >= 1, f"deploy/envoy.prod.yaml no longer contains {old!r}"
@@ -154,13 +192,17 @@ def prod_etc(tmp_path_factory, tokens):
 def run_envoy(config: Path, log: Path):
     process = subprocess.Popen(
         [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert process.poll() is None, f"Envoy exited: {log.read_text()[-2000:]}"
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PROD_PORTS['admin']}/ready", timeout=1) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{PROD_PORTS['admin']}/ready", timeout=1
+            ) as r:
                 if r.status == 200:
                     return process
         except OSError:
@@ -200,9 +242,13 @@ def prod_envoy_lua_gate(stack, prod_etc, tmp_path_factory):
 def preflight(ca, origin):
     """A CORS preflight to the production listener (no Origin when origin is None)."""
     context = ssl.create_default_context(cafile=str(ca))
-    connection = http.client.HTTPSConnection("127.0.0.1", PROD_PORTS["grpc_web"], context=context, timeout=10)
-    headers = {"Access-Control-Request-Method": "POST",
-               "Access-Control-Request-Headers": "authorization,content-type,x-grpc-web"}
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", PROD_PORTS["grpc_web"], context=context, timeout=10
+    )
+    headers = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-grpc-web",
+    }
     if origin is not None:
         headers["Origin"] = origin
     connection.request("OPTIONS", "/spark.connect.SparkConnectService/AnalyzePlan", headers=headers)

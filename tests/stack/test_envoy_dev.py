@@ -3,10 +3,8 @@
 import http.client
 import subprocess
 
-import pytest
-
 import pyspark.sql.connect.proto as pb2
-
+import pytest
 from conftest import ENVOY, server_version_pinned
 from grpcweb import call, range_request, spark_version_request
 from helpers import DIST, ROOT
@@ -17,7 +15,9 @@ pytestmark = pytest.mark.usefixtures("stack")
 def test_dev_config_validates():
     result = subprocess.run(
         [str(ENVOY), "--mode", "validate", "-c", "deploy/envoy.dev.yaml"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "OK" in result.stdout + result.stderr
@@ -29,7 +29,9 @@ def test_analyze_plan_returns_the_server_version():
     assert reply.headers["content-type"].startswith("application/grpc-web")
     assert reply.grpc_status == 0, reply.grpc_message
     [payload] = reply.messages
-    assert pb2.AnalyzePlanResponse.FromString(payload).spark_version.version == server_version_pinned()
+    assert (
+        pb2.AnalyzePlanResponse.FromString(payload).spark_version.version == server_version_pinned()
+    )
 
 
 def test_execute_plan_streams_batches_and_ends_with_ok_trailer():
@@ -51,16 +53,22 @@ def test_errors_carry_status_details():
     reply = call(8081, "ExecutePlan", request)
     assert reply.grpc_status not in (None, 0)
     assert "TABLE_OR_VIEW_NOT_FOUND" in reply.grpc_message
-    details = reply.trailers.get("grpc-status-details-bin") or reply.headers.get("grpc-status-details-bin")
+    details = reply.trailers.get("grpc-status-details-bin") or reply.headers.get(
+        "grpc-status-details-bin"
+    )
     assert details, "rich error details must reach the client"
 
 
 def preflight(port, origin):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.request(
-        "OPTIONS", "/spark.connect.SparkConnectService/ExecutePlan",
-        headers={"Origin": origin, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type,x-grpc-web,authorization"},
+        "OPTIONS",
+        "/spark.connect.SparkConnectService/ExecutePlan",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-grpc-web,authorization",
+        },
     )
     response = connection.getresponse()
     response.read()
@@ -93,11 +101,14 @@ def get(port, path):
     return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
-@pytest.mark.parametrize("path, content_type", [
-    ("/pyodide.asm.wasm", "application/wasm"),
-    ("/pyodide-lock.json", "application/json"),
-    ("/pyodide.mjs", "text/javascript"),
-])
+@pytest.mark.parametrize(
+    "path, content_type",
+    [
+        ("/pyodide.asm.wasm", "application/wasm"),
+        ("/pyodide-lock.json", "application/json"),
+        ("/pyodide.mjs", "text/javascript"),
+    ],
+)
 def test_static_host_serves_dist_with_isolation_headers(path, content_type):
     status, headers, body = get(8000, path)
     assert status == 200
@@ -117,7 +128,11 @@ def test_static_host_404_keeps_headers():
 # DNS rebinding: a page on rebind.attacker.example points its own name at 127.0.0.1, and the
 # browser then lets it read the answers, since the origin is its own. Its requests carry its
 # Host header: the dev stack (an unauthenticated Spark that runs Python UDFs) must refuse it.
-FOREIGN_HOSTS = ["rebind.attacker.example:8081", "rebind.attacker.example", "127.0.0.1.attacker.example:8081"]
+FOREIGN_HOSTS = [
+    "rebind.attacker.example:8081",
+    "rebind.attacker.example",
+    "127.0.0.1.attacker.example:8081",
+]
 
 
 @pytest.mark.parametrize("host", FOREIGN_HOSTS)
@@ -134,7 +149,10 @@ def test_grpc_web_answers_loopback_host_headers(host):
     assert reply.http_status == 200 and reply.grpc_status == 0, reply.grpc_message
 
 
-@pytest.mark.parametrize("host, status", [("rebind.attacker.example:8000", 403), ("127.0.0.1:8000", 200), ("localhost:8000", 200)])
+@pytest.mark.parametrize(
+    "host, status",
+    [("rebind.attacker.example:8000", 403), ("127.0.0.1:8000", 200), ("localhost:8000", 200)],
+)
 def test_static_host_answers_loopback_host_headers_only(host, status):
     connection = http.client.HTTPConnection("127.0.0.1", 8000, timeout=10)
     try:

@@ -8,12 +8,18 @@ import ssl
 import subprocess
 import time
 
+import pyspark.sql.connect.proto as pb2
 import pytest
 import yaml
-
-import pyspark.sql.connect.proto as pb2
-
-from conftest import ALLOWED_ORIGIN, ENVOY, PROD_PORTS, preflight, render_prod_config, server_version_pinned, upstream_requests
+from conftest import (
+    ALLOWED_ORIGIN,
+    ENVOY,
+    PROD_PORTS,
+    preflight,
+    render_prod_config,
+    server_version_pinned,
+    upstream_requests,
+)
 from grpcweb import call, spark_version_request
 from helpers import ROOT
 
@@ -25,16 +31,25 @@ def test_prod_config_validates(prod_etc, tmp_path, lua_gate):
     etc, _ = prod_etc
     config = tmp_path / "envoy.prod.yaml"
     config.write_text(render_prod_config(etc, lua_gate=lua_gate))
-    result = subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(config)], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(config)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def test_valid_token_gets_through(prod_envoy, tokens):
-    reply = call(GRPC_WEB, "AnalyzePlan", spark_version_request(),
-                 headers={"authorization": f"Bearer {tokens.token()}"}, tls_ca=prod_envoy)
+    reply = call(
+        GRPC_WEB,
+        "AnalyzePlan",
+        spark_version_request(),
+        headers={"authorization": f"Bearer {tokens.token()}"},
+        tls_ca=prod_envoy,
+    )
     assert reply.grpc_status == 0, reply.grpc_message
     [payload] = reply.messages
-    assert pb2.AnalyzePlanResponse.FromString(payload).spark_version.version == server_version_pinned()
+    assert (
+        pb2.AnalyzePlanResponse.FromString(payload).spark_version.version == server_version_pinned()
+    )
 
 
 BAD_TOKENS = {
@@ -51,7 +66,9 @@ BAD_TOKENS = {
 def test_bad_tokens_get_401_unauthenticated(prod_envoy, tokens, case):
     value = BAD_TOKENS[case](tokens)
     headers = {"authorization": value} if value else {}
-    reply = call(GRPC_WEB, "AnalyzePlan", spark_version_request(), headers=headers, tls_ca=prod_envoy)
+    reply = call(
+        GRPC_WEB, "AnalyzePlan", spark_version_request(), headers=headers, tls_ca=prod_envoy
+    )
     assert reply.http_status == 401
     assert reply.grpc_status == 16
     assert not reply.messages
@@ -74,7 +91,9 @@ REASONS = {
 def test_bad_tokens_say_why_in_grpc_message(prod_envoy, tokens, case):
     value = BAD_TOKENS[case](tokens)
     headers = {"origin": ALLOWED_ORIGIN, **({"authorization": value} if value else {})}
-    reply = call(GRPC_WEB, "AnalyzePlan", spark_version_request(), headers=headers, tls_ca=prod_envoy)
+    reply = call(
+        GRPC_WEB, "AnalyzePlan", spark_version_request(), headers=headers, tls_ca=prod_envoy
+    )
     assert reply.http_status == 401 and reply.grpc_status == 16
     raw = reply.headers.get("grpc-message", "")
     # A valid grpc-message as sent: printable ASCII, and no '%' that a client would take
@@ -97,11 +116,14 @@ def test_the_reason_reaches_the_pyspark_exception(prod_envoy, tokens, case):
     """What a user sees: pyspark-web's client, upstream's error handling, Envoy's reason."""
     from pyspark.errors.exceptions.connect import SparkConnectGrpcException
     from pyspark.sql.connect.client import SparkConnectClient
+
     from pyspark_web.builder import GrpcWebChannelBuilder
 
     value = BAD_TOKENS[case](tokens)
     token = f";token={value.split(' ', 1)[1]}" if value else ""
-    client = SparkConnectClient(GrpcWebChannelBuilder(f"https://127.0.0.1:{GRPC_WEB}/{token}", ca_certs=str(prod_envoy)))
+    client = SparkConnectClient(
+        GrpcWebChannelBuilder(f"https://127.0.0.1:{GRPC_WEB}/{token}", ca_certs=str(prod_envoy))
+    )
     try:
         with pytest.raises(SparkConnectGrpcException) as info:
             client.get_configs("spark.sql.session.timeZone")
@@ -117,8 +139,15 @@ def test_preflight_passes_without_a_token_for_allowed_origin(prod_envoy):
     assert headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example.com", "https://notebooks.example.com.evil.net",
-                                    "http://notebooks.example.com", "http://127.0.0.1:8000"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example.com",
+        "https://notebooks.example.com.evil.net",
+        "http://notebooks.example.com",
+        "http://127.0.0.1:8000",
+    ],
+)
 def test_origin_outside_allowlist_gets_no_allow_header(prod_envoy, origin):
     _, headers = preflight(prod_envoy, origin)
     assert "access-control-allow-origin" not in headers
@@ -137,7 +166,9 @@ def test_preflights_from_other_origins_never_reach_spark(prod_envoy, origin):
 def test_static_host_over_tls(prod_envoy):
     context = ssl.create_default_context(cafile=str(prod_envoy))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    connection = http.client.HTTPSConnection("127.0.0.1", PROD_PORTS["static"], context=context, timeout=10)
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", PROD_PORTS["static"], context=context, timeout=10
+    )
     connection.request("GET", "/pyodide.asm.wasm")
     response = connection.getresponse()
     response.read()
@@ -154,9 +185,15 @@ def test_spark_port_is_not_routed(prod_envoy, tokens):
     """Only the Spark Connect service path is routed, even with a valid token."""
     context = ssl.create_default_context(cafile=str(prod_envoy))
     connection = http.client.HTTPSConnection("127.0.0.1", GRPC_WEB, context=context, timeout=10)
-    connection.request("POST", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", body=b"",
-                       headers={"authorization": f"Bearer {tokens.token()}",
-                                "content-type": "application/grpc-web+proto"})
+    connection.request(
+        "POST",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        body=b"",
+        headers={
+            "authorization": f"Bearer {tokens.token()}",
+            "content-type": "application/grpc-web+proto",
+        },
+    )
     response = connection.getresponse()
     response.read()
     headers = {k.lower(): v for k, v in response.getheaders()}
@@ -218,26 +255,35 @@ def test_slow_request_headers_are_cut_off(prod_envoy):
     context.set_alpn_protocols(["http/1.1"])
 
     def probe(port):
-        request = iter(b"POST /spark.connect.SparkConnectService/AnalyzePlan HTTP/1.1\r\n"
-                       b"host: 127.0.0.1\r\nx-slow: " + b"a" * 1000)
+        request = iter(
+            b"POST /spark.connect.SparkConnectService/AnalyzePlan HTTP/1.1\r\n"
+            b"host: 127.0.0.1\r\nx-slow: " + b"a" * 1000
+        )
         received = bytearray()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 tls.setblocking(False)
-                seconds = seconds_until_closed(tls, drip=lambda: bytes([next(request)]), received=received)
+                seconds = seconds_until_closed(
+                    tls, drip=lambda: bytes([next(request)]), received=received
+                )
         return seconds, bytes(received)
 
     results = on_each_listener(probe)
     held = [listener for listener, (seconds, _) in results.items() if seconds is None]
-    assert not held, f"a slow client still held its connection after {SLOW_CLIENT_BOUND:.0f} s on {held}"
+    assert not held, (
+        f"a slow client still held its connection after {SLOW_CLIENT_BOUND:.0f} s on {held}"
+    )
     for listener, (seconds, received) in results.items():
-        assert seconds > 5, f"{listener}: closed after {seconds:.1f} s, sooner than any slow-header timeout"
+        assert seconds > 5, (
+            f"{listener}: closed after {seconds:.1f} s, sooner than any slow-header timeout"
+        )
         assert received.startswith(b"HTTP/1.1 408"), f"{listener}: {received[:200]!r}"
 
 
 def test_unfinished_tls_handshake_is_cut_off(prod_envoy):
     """A TCP connection that never sends its TLS ClientHello is closed after
     transport_socket_connect_timeout."""
+
     def probe(port):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             raw.setblocking(False)
@@ -245,9 +291,13 @@ def test_unfinished_tls_handshake_is_cut_off(prod_envoy):
 
     results = on_each_listener(probe)
     held = [listener for listener, seconds in results.items() if seconds is None]
-    assert not held, f"a silent TCP client still held its connection after {SLOW_CLIENT_BOUND:.0f} s on {held}"
+    assert not held, (
+        f"a silent TCP client still held its connection after {SLOW_CLIENT_BOUND:.0f} s on {held}"
+    )
     for listener, seconds in results.items():
-        assert seconds > 5, f"{listener}: closed after {seconds:.1f} s, sooner than any handshake timeout"
+        assert seconds > 5, (
+            f"{listener}: closed after {seconds:.1f} s, sooner than any handshake timeout"
+        )
 
 
 def seconds_of(duration: str) -> float:

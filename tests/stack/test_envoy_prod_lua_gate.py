@@ -1,7 +1,6 @@
 """The documented fallback of deploy/envoy.prod.yaml: a presence-only bearer gate (Lua)."""
 
 import pytest
-
 from conftest import PROD_PORTS, preflight, upstream_requests
 from grpcweb import call, spark_version_request
 
@@ -9,8 +8,13 @@ from grpcweb import call, spark_version_request
 @pytest.mark.parametrize("value", [None, "Basic dXNlcjpwYXNz", "Bearer"])
 def test_requests_without_a_bearer_token_get_401(prod_envoy_lua_gate, value):
     headers = {"authorization": value} if value else {}
-    reply = call(PROD_PORTS["grpc_web"], "AnalyzePlan", spark_version_request(), headers=headers,
-                 tls_ca=prod_envoy_lua_gate)
+    reply = call(
+        PROD_PORTS["grpc_web"],
+        "AnalyzePlan",
+        spark_version_request(),
+        headers=headers,
+        tls_ca=prod_envoy_lua_gate,
+    )
     assert reply.http_status == 401
     assert reply.grpc_status == 16
     # The reason reaches the client as grpc-message (the mapper of jwt_authn's replies
@@ -20,8 +24,13 @@ def test_requests_without_a_bearer_token_get_401(prod_envoy_lua_gate, value):
 
 def test_any_bearer_token_passes(prod_envoy_lua_gate):
     # Presence only: this is why the JWT configuration is the recommended one.
-    reply = call(PROD_PORTS["grpc_web"], "AnalyzePlan", spark_version_request(),
-                 headers={"authorization": "Bearer anything"}, tls_ca=prod_envoy_lua_gate)
+    reply = call(
+        PROD_PORTS["grpc_web"],
+        "AnalyzePlan",
+        spark_version_request(),
+        headers={"authorization": "Bearer anything"},
+        tls_ca=prod_envoy_lua_gate,
+    )
     assert reply.grpc_status == 0, reply.grpc_message
 
 

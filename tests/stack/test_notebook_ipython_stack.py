@@ -1,10 +1,10 @@
 """The notebook integration in IPython against the stack: a DataFrame as a cell's last
-expression is an HTML table (patch 0014), and real server errors show in at most 40 lines
+expression is an HTML table (patch 0018), and real server errors show in at most 40 lines
 (pyspark_web/notebook/errors.py): a missing table (AnalysisException, with the JVM stack
 trace only when asked for), a UDF that raises on the workers (PythonException with the
 workers' traceback), a SparkConnectGrpcException. The UDF error is also shown by the
 Python and IPython that JupyterLite runs (CPython 3.13, IPython 9.12.0), where frames
-rebuilt from the workers' traceback used to break IPython's formatter (patch 0015).
+rebuilt from the workers' traceback used to break IPython's formatter (patch 0019).
 
 (Named apart from tests/unit/test_notebook_ipython.py: test modules share one namespace.)
 """
@@ -19,10 +19,9 @@ import pytest
 
 pytest.importorskip("IPython")
 
+from helpers import ROOT, ensure_venv, pyenv_python, run_python  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from IPython.utils.capture import capture_output  # noqa: E402
-
-from helpers import ROOT, ensure_venv, pyenv_python, run_python  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -40,7 +39,10 @@ def run(shell, code):
     return out.stdout + out.stderr, result
 
 
-SESSION = f'from pyspark.sql import SparkSession\nspark = SparkSession.builder.remote("{URL}").getOrCreate()'
+SESSION = (
+    "from pyspark.sql import SparkSession\n"
+    f'spark = SparkSession.builder.remote("{URL}").getOrCreate()'
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,10 @@ def shell():
     text, result = run(shell, SESSION)
     assert result.success, text
     yield shell
-    run(shell, f'spark.conf.unset("spark.sql.repl.eagerEval.enabled")\nspark.conf.unset("{JVM_SWITCH}")')
+    run(
+        shell,
+        f'spark.conf.unset("spark.sql.repl.eagerEval.enabled")\nspark.conf.unset("{JVM_SWITCH}")',
+    )
 
 
 def check_error_cell(text):
@@ -62,7 +67,9 @@ def check_error_cell(text):
 
 def test_dataframe_is_an_html_table_with_eager_evaluation(shell, monkeypatch):
     shown = []
-    monkeypatch.setattr(shell.displayhook, "write_format_data", lambda data, metadata=None: shown.append(data))
+    monkeypatch.setattr(
+        shell.displayhook, "write_format_data", lambda data, metadata=None: shown.append(data)
+    )
     run(shell, 'spark.conf.set("spark.sql.repl.eagerEval.enabled", True)')
     text, result = run(shell, "spark.range(3).selectExpr('id', 'id * 2 AS twice')")
     assert result.success, text
@@ -98,7 +105,8 @@ def test_missing_table(shell):
     assert cell_stderr.getvalue() == "", "upstream's JSON record reached the cell"
     lines = text.splitlines()
     assert lines[0].startswith(
-        "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` cannot be found."
+        "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] "
+        "The table or view `no_such_table` cannot be found."
     )
     assert re.search(r"^error class +TABLE_OR_VIEW_NOT_FOUND$", text, re.M)
     assert re.search(r"^SQL state +42P01$", text, re.M)
@@ -113,7 +121,9 @@ def test_missing_table(shell):
     assert error is sys.last_value and type(error).__name__ == "AnalysisException"
     assert error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND" and error.getSqlState() == "42P01"
     assert error.getQueryContext()[0].fragment() == "no_such_table"
-    assert "\n\nJVM stacktrace:\norg.apache.spark" in str(error)  # spark.sql.connect.serverStacktrace.enabled
+    assert "\n\nJVM stacktrace:\norg.apache.spark" in str(
+        error
+    )  # spark.sql.connect.serverStacktrace.enabled
 
     # Asked for: the JVM stack trace follows.
     run(shell, f'spark.conf.set("{JVM_SWITCH}", True)')
@@ -123,18 +133,25 @@ def test_missing_table(shell):
         run(shell, f'spark.conf.unset("{JVM_SWITCH}")')
     assert FORMATTER_CRASH not in text and HANDLER_CRASH not in text
     head, _, stack = text.partition("\nJVM stack trace:\n")
-    assert len(head.splitlines()) <= 40 and re.search(r"^error class +TABLE_OR_VIEW_NOT_FOUND$", head, re.M)
-    assert stack.startswith("org.apache.spark.sql.catalyst.ExtendedAnalysisException\n\tat org.apache.spark.sql.")
+    assert len(head.splitlines()) <= 40 and re.search(
+        r"^error class +TABLE_OR_VIEW_NOT_FOUND$", head, re.M
+    )
+    assert stack.startswith(
+        "org.apache.spark.sql.catalyst.ExtendedAnalysisException\n\tat org.apache.spark.sql."
+    )
 
 
 def test_udf_error_shows_the_workers_traceback(shell):
-    text, result = run(shell, '''from pyspark.sql.functions import udf
+    text, result = run(
+        shell,
+        """from pyspark.sql.functions import udf
 
 @udf("int")
 def ratio(x):
     return 100 // (x - x)
 
-spark.range(3).select(ratio("id")).collect()''')
+spark.range(3).select(ratio("id")).collect()""",
+    )
     check_error_cell(text)
     assert type(result.error_in_exec).__name__ == "PythonException"
     assert text.startswith("PythonException: An exception was thrown from the Python worker.")
@@ -162,9 +179,16 @@ def test_spark_connect_grpc_exception(shell):
 def ipython_313(wheel):
     base = pyenv_python("3.13")
     if base is None:
-        pytest.fail("CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)")
-    return ensure_venv("venv-ipython-3.13", [wheel, PYODIDE_IPYTHON], ROOT / "tools/constraints.txt",
-                       reinstall=[wheel], base_python=base)
+        pytest.fail(
+            "CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)"
+        )
+    return ensure_venv(
+        "venv-ipython-3.13",
+        [wheel, PYODIDE_IPYTHON],
+        ROOT / "tools/constraints.txt",
+        reinstall=[wheel],
+        base_python=base,
+    )
 
 
 # The UDF fails inside a triple-quoted string; the workers' traceback quotes that line.
@@ -181,7 +205,12 @@ def label(x):
 df = spark.range(2).select(label("id"))''',
     "df.collect()",
     # IPython's own display of the same frames, chained to a plain Python error.
-    'try:\n    df.collect()\nexcept Exception as error:\n    raise RuntimeError("the query failed") from error',
+    (
+        "try:\n"
+        "    df.collect()\n"
+        "except Exception as error:\n"
+        '    raise RuntimeError("the query failed") from error'
+    ),
 ]
 
 SCRIPT_313 = """

@@ -6,7 +6,6 @@ import re
 import textwrap
 
 import pytest
-
 from helpers import ROOT, native_venv, run_python
 
 pytestmark = pytest.mark.usefixtures("stack")

@@ -14,13 +14,15 @@ import types
 
 import pytest
 
-from pyspark_web.arrow import ipc
-from pyspark_web.arrow.flatbuf import Reader, Scalar, Structs, Table as FbTable
+import pyspark_web.arrow as arrow
+from pyspark_web.arrow import compression, metadata, reader, writer
+from pyspark_web.arrow.flatbuf import Reader, Scalar, Structs
+from pyspark_web.arrow.flatbuf import Table as FbTable
 
 pytestmark = pytest.mark.unit
 
-T = ipc.DataType
-F = ipc.Field
+T = arrow.DataType
+F = arrow.Field
 INT64 = T("int", (("bits", 64), ("signed", True)))
 UTF8 = T("utf8")
 DEC = T("decimal", (("precision", 10), ("scale", 2), ("bits", 128)))
@@ -35,6 +37,7 @@ class Overtime(BaseException):
 @contextlib.contextmanager
 def deadline(seconds):
     """Fail instead of hanging: SIGALRM interrupts a reader that does not stop."""
+
     def expired(signum, frame):
         raise Overtime(f"the reader ran longer than {seconds} s")
 
@@ -70,16 +73,16 @@ def field_at(message_start, data, offset_in_message, field_id):
 
 def stream(fields, *batches):
     """Our writer's stream of ``fields`` and ``(columns, num_rows)`` batches, patchable."""
-    return bytearray(ipc.write_stream(ipc.Schema(list(fields)), list(batches)))
+    return bytearray(arrow.write_stream(arrow.Schema(list(fields)), list(batches)))
 
 
 def read(data, seconds=2):
     with deadline(seconds):
-        return ipc.read_stream(bytes(data))
+        return arrow.read_stream(bytes(data))
 
 
 def refused(data, match):
-    with pytest.raises(ipc.ArrowError, match=match):
+    with pytest.raises(arrow.ArrowError, match=match):
         read(data)
 
 
@@ -92,9 +95,15 @@ class Batch:
         header = Reader.root(memoryview(bytes(data))[start : start + size]).table(2)
         self.length_at = start + header.pos + header._offset(0)
         count, first = header._vector(1)
-        self.nodes_count_at, self.nodes = start + first - 4, [start + first + 16 * i for i in range(count)]
+        self.nodes_count_at, self.nodes = (
+            start + first - 4,
+            [start + first + 16 * i for i in range(count)],
+        )
         count, first = header._vector(2)
-        self.buffers_count_at, self.buffers = start + first - 4, [start + first + 16 * i for i in range(count)]
+        self.buffers_count_at, self.buffers = (
+            start + first - 4,
+            [start + first + 16 * i for i in range(count)],
+        )
         self.body = start + size
 
     def length(self, rows):
@@ -132,24 +141,28 @@ def schema_field(data, index=0):
 
 
 def test_a_negative_body_length_is_refused():
-    data = bytearray(ipc.write_stream(ipc.Schema([ipc.Field("i", INT64)]), [([[1, 2, 3]], 3), ([[4]], 1)]))
+    data = bytearray(
+        arrow.write_stream(arrow.Schema([arrow.Field("i", INT64)]), [([[1, 2, 3]], 3), ([[4]], 1)])
+    )
     start, size, body = messages(data)[1]
     root = struct.unpack_from("<I", data, start)[0]
     struct.pack_into("<q", data, field_at(start, data, root, 3), -(size + 8 + body))
-    with deadline(2), pytest.raises(ipc.ArrowError, match="negative body length"):
-        ipc.read_stream(bytes(data))
+    with deadline(2), pytest.raises(arrow.ArrowError, match="negative body length"):
+        arrow.read_stream(bytes(data))
 
 
 def chain(depth):
     """A struct per level with two children: the next level and an int leaf."""
-    field = ipc.Field("leaf", INT64)
+    field = arrow.Field("leaf", INT64)
     for level in range(depth):
-        field = ipc.Field(f"s{level}", ipc.DataType("struct", (), (field, ipc.Field(f"x{level}", INT64))))
+        field = arrow.Field(
+            f"s{level}", arrow.DataType("struct", (), (field, arrow.Field(f"x{level}", INT64)))
+        )
     return field
 
 
 def test_children_that_point_twice_at_one_table_do_not_multiply():
-    data = bytearray(ipc.write_stream(ipc.Schema([chain(40)]), []))
+    data = bytearray(arrow.write_stream(arrow.Schema([chain(40)]), []))
     start, size, _ = messages(data)[0]
     meta = memoryview(data)[start : start + size]
     # Point every struct's second child at its first: 2^40 fields, described in ~2 KB.
@@ -164,25 +177,25 @@ def test_children_that_point_twice_at_one_table_do_not_multiply():
             patched += 1
             pending.append(table.tables(5)[0])
     assert patched == 40
-    with deadline(2), pytest.raises(ipc.ArrowError, match="more than 10000 fields"):
-        ipc.read_stream(bytes(data))
+    with deadline(2), pytest.raises(arrow.ArrowError, match="more than 10000 fields"):
+        arrow.read_stream(bytes(data))
 
 
 def test_nesting_deeper_than_the_limit_is_refused():
-    field = ipc.Field("leaf", INT64)
-    for level in range(ipc.MAX_NESTING):
-        field = ipc.Field(f"l{level}", ipc.DataType("list", (), (field,)))
-    with deadline(2), pytest.raises(ipc.ArrowError, match="nests more than 64 levels"):
-        ipc.read_stream(ipc.write_stream(ipc.Schema([field]), []))
+    field = arrow.Field("leaf", INT64)
+    for level in range(metadata.MAX_NESTING):
+        field = arrow.Field(f"l{level}", arrow.DataType("list", (), (field,)))
+    with deadline(2), pytest.raises(arrow.ArrowError, match="nests more than 64 levels"):
+        arrow.read_stream(arrow.write_stream(arrow.Schema([field]), []))
 
 
 def test_the_limits_leave_real_schemas_alone():
     # 64 levels and a few thousand fields: what Spark could send, read as before.
-    field = ipc.Field("leaf", INT64)
-    for level in range(ipc.MAX_NESTING - 1):
-        field = ipc.Field(f"l{level}", ipc.DataType("list", (), (field,)))
-    wide = [ipc.Field(f"c{i}", INT64) for i in range(5000)]
-    schema, _ = ipc.read_stream(ipc.write_stream(ipc.Schema([field, *wide]), []))
+    field = arrow.Field("leaf", INT64)
+    for level in range(metadata.MAX_NESTING - 1):
+        field = arrow.Field(f"l{level}", arrow.DataType("list", (), (field,)))
+    wide = [arrow.Field(f"c{i}", INT64) for i in range(5000)]
+    schema, _ = arrow.read_stream(arrow.write_stream(arrow.Schema([field, *wide]), []))
     assert len(schema.fields) == 5001
 
 
@@ -191,8 +204,8 @@ def test_the_writer_refuses_nesting_deeper_than_the_limit():
     field = F("leaf", INT64)
     for level in range(1200):
         field = F(f"l{level}", T("list", (), (field,)))
-    with pytest.raises(ipc.ArrowError, match="nests more than 64 levels"):
-        ipc.write_stream(ipc.Schema([field]), [])
+    with pytest.raises(arrow.ArrowError, match="nests more than 64 levels"):
+        arrow.write_stream(arrow.Schema([field]), [])
 
 
 def test_a_shared_name_is_decoded_once():
@@ -252,7 +265,9 @@ def test_every_fixed_layout_checks_its_buffer(kind):
     if values is None:  # our writer has no intervals: an int32 column, retyped
         data = stream([F("c", T("int", (("bits", 32), ("signed", True))))], ([[1, 2]], 2))
         start, field = schema_field(data)
-        struct.pack_into("<B", data, start + field.pos + field._offset(2), ipc.TYPE_IDS["interval"])
+        struct.pack_into(
+            "<B", data, start + field.pos + field._offset(2), metadata.TYPE_IDS["interval"]
+        )
         type_table = field.table(3)
         struct.pack_into("<h", data, start + type_table.pos + type_table._offset(0), 0)
     else:
@@ -296,7 +311,7 @@ def test_a_list_of_nulls_cannot_claim_two_billion_items():
 
 def test_rows_without_data_are_limited_across_batches():
     # Before: three batches of 5,000,001 nulls each, 15 million values, no error.
-    rows = ipc.MAX_ROWS_WITHOUT_DATA // 2 + 1
+    rows = reader.MAX_ROWS_WITHOUT_DATA // 2 + 1
     data = stream([F("n", T("null"))], *[([[None]], 1)] * 3)
     for index in (1, 2, 3):
         batch = Batch(data, index)
@@ -400,8 +415,16 @@ def test_invalid_utf8_in_a_field_name_is_an_arrow_error():
     "dtype, value, raw",
     [
         (T("date", (("unit", "day"),)), datetime.date(2020, 1, 1), ("<i", 2**31 - 1)),
-        (T("timestamp", (("unit", "us"), ("tz", None))), datetime.datetime(2020, 1, 1), ("<q", 2**63 - 1)),
-        (T("timestamp", (("unit", "us"), ("tz", "UTC"))), datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), ("<q", -(2**63))),
+        (
+            T("timestamp", (("unit", "us"), ("tz", None))),
+            datetime.datetime(2020, 1, 1),
+            ("<q", 2**63 - 1),
+        ),
+        (
+            T("timestamp", (("unit", "us"), ("tz", "UTC"))),
+            datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+            ("<q", -(2**63)),
+        ),
         (T("duration", (("unit", "s"),)), datetime.timedelta(1), ("<q", 2**63 - 1)),
         (T("time", (("unit", "us"), ("bits", 64))), datetime.time(1, 2, 3), ("<q", -1)),
         (T("time", (("unit", "us"), ("bits", 64))), datetime.time(1, 2, 3), ("<q", 86_400_000_000)),
@@ -428,7 +451,13 @@ def test_type_parameters_outside_their_range(patch):
     # Before: a time unit of -1 read silently as nanoseconds; int bits of 12 and a width of
     # -3 were KeyError-turned-ArrowError or ValueError; decimal bits of 0, ValueError.
     dtype, value, field_id, fmt, bad = {
-        "unit": (T("timestamp", (("unit", "us"), ("tz", None))), datetime.datetime(2020, 1, 1), 0, "<h", -1),
+        "unit": (
+            T("timestamp", (("unit", "us"), ("tz", None))),
+            datetime.datetime(2020, 1, 1),
+            0,
+            "<h",
+            -1,
+        ),
         "int-bits": (INT64, 1, 0, "<i", 12),
         "decimal-bits": (DEC, decimal.Decimal("1.00"), 2, "<i", 0),
         "width": (T("fixed_binary", (("width", 3),)), b"abc", 0, "<i", -3),
@@ -436,7 +465,9 @@ def test_type_parameters_outside_their_range(patch):
     if patch == "width":  # our writer has no fixed_binary: a decimal, retyped
         data = stream([F("c", DEC)], ([[decimal.Decimal("1.00")]], 1))
         start, field = schema_field(data)
-        struct.pack_into("<B", data, start + field.pos + field._offset(2), ipc.TYPE_IDS["fixed_binary"])
+        struct.pack_into(
+            "<B", data, start + field.pos + field._offset(2), metadata.TYPE_IDS["fixed_binary"]
+        )
     else:
         data = stream([F("c", dtype)], ([[value]], 1))
         start, field = schema_field(data)
@@ -445,16 +476,25 @@ def test_type_parameters_outside_their_range(patch):
     refused(data, f"'c'.*{bad}")
 
 
-@pytest.mark.parametrize("patch, match", [("null", "null field 'entries' has 2 children"), ("one-field", "'m'.* struct of two fields")])
+@pytest.mark.parametrize(
+    "patch, match",
+    [("null", "null field 'entries' has 2 children"), ("one-field", "'m'.* struct of two fields")],
+)
 def test_a_map_must_hold_a_struct_of_two_fields(patch, match):
     # Before: entries retyped to null, TypeError (argument of type 'NoneType' is not
     # iterable); entries with one field, "malformed Arrow IPC stream: list index out of range".
-    map_type = T("map", (("keys_sorted", False),), (F("entries", T("struct", (), (F("key", UTF8, False), F("value", INT64))), False),))
+    map_type = T(
+        "map",
+        (("keys_sorted", False),),
+        (F("entries", T("struct", (), (F("key", UTF8, False), F("value", INT64))), False),),
+    )
     data = stream([F("m", map_type)], ([[[("a", 1)]]], 1))
     start, field = schema_field(data)
     entries = field.tables(5)[0]
     if patch == "null":
-        struct.pack_into("<B", data, start + entries.pos + entries._offset(2), ipc.TYPE_IDS["null"])
+        struct.pack_into(
+            "<B", data, start + entries.pos + entries._offset(2), metadata.TYPE_IDS["null"]
+        )
     else:
         struct.pack_into("<I", data, start + entries._vector(5)[1] - 4, 1)
     refused(data, match)
@@ -473,9 +513,9 @@ def test_the_safety_net_turns_other_errors_into_arrow_errors(monkeypatch):
     def broken(*args):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(ipc, "_read_batch", broken)
+    monkeypatch.setattr(reader, "_read_batch", broken)
     data = stream([F("i", INT64)], ([[1]], 1))
-    with pytest.raises(ipc.ArrowError, match="ZeroDivisionError: a bug") as raised:
+    with pytest.raises(arrow.ArrowError, match="ZeroDivisionError: a bug") as raised:
         read(data)
     assert isinstance(raised.value.__cause__, ZeroDivisionError)
 
@@ -484,18 +524,31 @@ def test_the_safety_net_leaves_memory_errors_alone(monkeypatch):
     def exhausted(*args):
         raise MemoryError
 
-    monkeypatch.setattr(ipc, "_read_batch", exhausted)
+    monkeypatch.setattr(reader, "_read_batch", exhausted)
     with pytest.raises(MemoryError):
         read(stream([F("i", INT64)], ([[1]], 1)))
 
 
 def test_read_stream_documents_its_only_error_and_the_limits():
-    import pyspark_web.arrow as arrow
+    # The package's entry points are the modules' own functions, and the one error class
+    # is the one every module raises.
+    from pyspark_web.arrow import types as model
 
-    assert arrow.read_stream is ipc.read_stream and arrow.ArrowError is ipc.ArrowError
-    doc = ipc.read_stream.__doc__
-    for name in ("ArrowError", "MAX_NESTING", "MAX_FIELDS", "MAX_ROWS_WITHOUT_DATA", "MAX_DECOMPRESSED_BYTES"):
+    assert arrow.read_stream is reader.read_stream and arrow.write_stream is writer.write_stream
+    assert arrow.ArrowError is model.ArrowError is reader.ArrowError is writer.ArrowError
+    assert metadata.ArrowError is compression.ArrowError is model.ArrowError
+    doc = arrow.read_stream.__doc__
+    for name in (
+        "ArrowError",
+        "MAX_NESTING",
+        "MAX_FIELDS",
+        "MAX_ROWS_WITHOUT_DATA",
+        "MAX_DECOMPRESSED_BYTES",
+    ):
         assert name in doc, name
+    # and each limit it names is where the docstring says it is, with the value it says
+    assert (metadata.MAX_NESTING, metadata.MAX_FIELDS) == (64, 10_000)
+    assert (reader.MAX_ROWS_WITHOUT_DATA, reader.MAX_DECOMPRESSED_BYTES) == (10_000_000, 2 << 30)
 
 
 # ---------------------------------------------------------------- finding 13: float16
@@ -515,17 +568,26 @@ def test_float16_decodes_on_every_supported_python():
 def compressed_stream(fields, columns, rows, codec=1, compress=bytes):
     """A one-batch stream whose buffers are 'compressed' by ``compress`` (codec 0: lz4,
     1: zstd), each prefixed by its uncompressed length as Arrow lays it out."""
-    schema = ipc.Schema(list(fields))
-    plain = ipc._Body()
+    schema = arrow.Schema(list(fields))
+    plain = writer._Body()
     for f, values in zip(schema.fields, columns):
-        ipc._write_array(f.type, values, plain)
-    body = ipc._Body()
+        writer._write_array(f.type, values, plain)
+    body = writer._Body()
     for offset, size in plain.buffers:
         raw = bytes(plain.data[offset : offset + size])
         body.add(struct.pack("<q", size) + compress(raw) if size else b"")
-    header = FbTable([Scalar("q", rows), Structs("qq", plain.nodes), Structs("qq", body.buffers), FbTable([Scalar("b", codec), Scalar("b", 0)])])
-    message = ipc._message(ipc.HEADER_RECORD_BATCH, header, len(body.data))
-    return bytearray(ipc.schema_message(schema) + message + bytes(body.data) + ipc.END_OF_STREAM)
+    header = FbTable(
+        [
+            Scalar("q", rows),
+            Structs("qq", plain.nodes),
+            Structs("qq", body.buffers),
+            FbTable([Scalar("b", codec), Scalar("b", 0)]),
+        ]
+    )
+    message = writer._message(metadata.HEADER_RECORD_BATCH, header, len(body.data))
+    return bytearray(
+        writer.schema_message(schema) + message + bytes(body.data) + metadata.END_OF_STREAM
+    )
 
 
 class Bomb:
@@ -545,7 +607,7 @@ class Bomb:
 
 
 def with_decompressor(monkeypatch, fake):
-    monkeypatch.setattr(ipc, "_decompressor", lambda codec: fake)
+    monkeypatch.setattr(compression, "decompressor", lambda codec: fake)
     return fake
 
 
@@ -569,7 +631,7 @@ def test_a_declared_size_out_of_range_is_refused_before_decompressing(monkeypatc
 
 
 def test_the_decompressed_limit_spans_the_whole_stream(monkeypatch):
-    monkeypatch.setattr(ipc, "MAX_DECOMPRESSED_BYTES", 40)
+    monkeypatch.setattr(reader, "MAX_DECOMPRESSED_BYTES", 40)
     with_decompressor(monkeypatch, Bomb(output=lambda payload: payload))
     data = compressed_stream([F("a", INT64), F("b", INT64)], [[1, 2, 3], [4, 5, 6]], 3)
     refused(data, r"more than 40 bytes \(MAX_DECOMPRESSED_BYTES")

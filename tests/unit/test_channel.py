@@ -14,11 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.grpc_compat import grpc
+
 from pyspark_web.builder import GrpcWebChannelBuilder
-from pyspark_web.channel import GrpcWebChannel, GrpcWebError, ServerUnreachableError
+from pyspark_web.channel import GrpcWebError, ServerUnreachableError
 from pyspark_web.grpcweb import encode_message, encode_messages
 
 METHOD = "/spark.connect.SparkConnectService/Echo"
@@ -57,7 +57,9 @@ class Handler(BaseHTTPRequestHandler):
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
-            self.send_header("Content-Length", str(sum(map(len, chunks)) if length is None else length))
+            self.send_header(
+                "Content-Length", str(sum(map(len, chunks)) if length is None else length)
+            )
         self.end_headers()
         for chunk in chunks:
             if callable(chunk):
@@ -81,9 +83,13 @@ def start():
         server.requests, server.script, server.stop = [], script, threading.Event()
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         scheme = "https" if tls is not None else "http"
-        channel = GrpcWebChannelBuilder(f"{scheme}://127.0.0.1:{server.server_port}", **builder_options).toChannel()
+        channel = GrpcWebChannelBuilder(
+            f"{scheme}://127.0.0.1:{server.server_port}", **builder_options
+        ).toChannel()
         opened.append((server, channel))
         return server, channel
 
@@ -106,6 +112,7 @@ def stream(channel, request=b"ping"):
 def after_contact(script):
     """A server that answers the first call with OK (the session has worked), then follows
     script: failures before any contact end differently (ServerUnreachableError)."""
+
     def answer(handler):
         if len(handler.server.requests) == 1:
             handler.reply([], headers={"Content-Type": GRPC_WEB, "grpc-status": "0"})
@@ -172,7 +179,9 @@ def test_server_stream_delivers_messages_in_order(start):
 def test_server_stream_is_delivered_incrementally(start):
     first_seen, server_waited = threading.Event(), []
     pause = lambda: server_waited.append(first_seen.wait(WAIT))  # noqa: E731
-    _, channel = start(lambda h: h.reply([encode_message(b"one"), pause, encode_message(b"two"), OK], chunked=True))
+    _, channel = start(
+        lambda h: h.reply([encode_message(b"one"), pause, encode_message(b"two"), OK], chunked=True)
+    )
     received = []
     for message in channel.unary_stream(METHOD)(b"ping", timeout=WAIT + 5):
         received.append(message)
@@ -183,7 +192,9 @@ def test_server_stream_is_delivered_incrementally(start):
 
 def test_error_trailer_is_raised_with_code_details_and_metadata(start):
     status_bin = b"grpc-status-details-bin: CAUSBWdvbmUh\r\n"
-    _, channel = start(lambda h: h.reply([encode_message(b"x"), trailer(5, "caf%C3%A9 gone", status_bin)]))
+    _, channel = start(
+        lambda h: h.reply([encode_message(b"x"), trailer(5, "caf%C3%A9 gone", status_bin)])
+    )
     error = rpc_error(stream, channel)
     assert isinstance(error, grpc.RpcError) and isinstance(error, grpc.Call)
     assert error.code() == grpc.StatusCode.NOT_FOUND
@@ -226,7 +237,9 @@ def test_trailers_only_ok_is_an_empty_stream(start):
 
 def test_html_error_page_becomes_unavailable_without_decoding(start):
     page = b"<html><body><h1>502 Bad Gateway</h1>\n<p>upstream connect error</p></body></html>"
-    _, channel = start(after_contact(lambda h: h.reply([page], status=502, headers={"Content-Type": "text/html"})))
+    _, channel = start(
+        after_contact(lambda h: h.reply([page], status=502, headers={"Content-Type": "text/html"}))
+    )
     contacted(channel)
     decoded = []
     call = channel.unary_unary(METHOD, response_deserializer=decoded.append)
@@ -239,18 +252,29 @@ def test_html_error_page_becomes_unavailable_without_decoding(start):
 
 @pytest.mark.parametrize(
     "status, code",
-    [(401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED"), (404, "UNIMPLEMENTED"),
-     (500, "UNKNOWN"), (503, "UNAVAILABLE")],
+    [
+        (401, "UNAUTHENTICATED"),
+        (403, "PERMISSION_DENIED"),
+        (404, "UNIMPLEMENTED"),
+        (500, "UNKNOWN"),
+        (503, "UNAVAILABLE"),
+    ],
 )
 def test_http_status_without_grpc_status_is_mapped(start, status, code):
-    _, channel = start(after_contact(lambda h: h.reply([b"nope"], status=status, headers={"Content-Type": "text/plain"})))
+    _, channel = start(
+        after_contact(
+            lambda h: h.reply([b"nope"], status=status, headers={"Content-Type": "text/plain"})
+        )
+    )
     error = rpc_error(unary, contacted(channel))
     assert error.code() == getattr(grpc.StatusCode, code)
     assert f"HTTP {status}" in error.details()
 
 
 def test_http_200_that_is_not_grpcweb_is_unknown(start):
-    _, channel = start(lambda h: h.reply([b"<html>login</html>"], headers={"Content-Type": "text/html"}))
+    _, channel = start(
+        lambda h: h.reply([b"<html>login</html>"], headers={"Content-Type": "text/html"})
+    )
     error = rpc_error(unary, channel)
     assert error.code() == grpc.StatusCode.UNKNOWN
     assert "text/html" in error.details()
@@ -275,7 +299,11 @@ def test_body_without_trailer_is_unavailable(start):
     "reply",
     [
         {"chunks": [encode_message(b"0123456789")[:8]], "length": 100, "close": True},
-        {"chunks": [encode_message(b"one"), encode_message(b"0123456789")[:8]], "chunked": True, "close": True},
+        {
+            "chunks": [encode_message(b"one"), encode_message(b"0123456789")[:8]],
+            "chunked": True,
+            "close": True,
+        },
     ],
     ids=["short-content-length", "chunked-without-terminator"],
 )
@@ -290,7 +318,9 @@ def test_connection_closed_mid_body_is_unavailable(start, reply):
 
 
 def test_timeout_is_sent_and_enforced(start):
-    server, channel = start(lambda h: (h.server.stop.wait(3), h.reply([encode_message(b"late"), OK])))
+    server, channel = start(
+        lambda h: (h.server.stop.wait(3), h.reply([encode_message(b"late"), OK]))
+    )
     began = time.monotonic()
     with pytest.raises(GrpcWebError) as info:
         channel.unary_unary(METHOD)(b"ping", timeout=0.5)
@@ -329,8 +359,18 @@ def test_a_first_contact_that_is_refused_fails_at_once_naming_url_and_cause():
 @pytest.mark.parametrize(
     "reply",
     [
-        {"status": 503, "headers": {"Content-Type": "text/plain"}, "chunks": [b"no healthy upstream"]},
-        {"headers": {"Content-Type": GRPC_WEB, "grpc-status": "14", "grpc-message": "upstream%20connect%20error"}},
+        {
+            "status": 503,
+            "headers": {"Content-Type": "text/plain"},
+            "chunks": [b"no healthy upstream"],
+        },
+        {
+            "headers": {
+                "Content-Type": GRPC_WEB,
+                "grpc-status": "14",
+                "grpc-message": "upstream%20connect%20error",
+            }
+        },
     ],
     ids=["http-503", "grpc-unavailable"],
 )
@@ -342,7 +382,9 @@ def test_a_first_contact_answered_unavailable_by_a_proxy_fails_at_once(start, re
 
 
 def test_after_contact_a_refused_connection_is_unavailable_and_retried(start):
-    server, channel = start(lambda h: h.reply([], headers={"Content-Type": GRPC_WEB, "grpc-status": "0"}))
+    server, channel = start(
+        lambda h: h.reply([], headers={"Content-Type": GRPC_WEB, "grpc-status": "0"})
+    )
     contacted(channel)
     server.shutdown()
     server.server_close()
@@ -359,7 +401,11 @@ def test_a_call_that_trickles_is_held_to_its_deadline(start):
     1 s call for the 2 s the body takes."""
     body = encode_message(b"0123456789") + OK
     pause = lambda: time.sleep(0.2)  # noqa: E731
-    _, channel = start(lambda h: h.reply([piece for byte in body for piece in (pause, bytes([byte]))], chunked=True))
+    _, channel = start(
+        lambda h: h.reply(
+            [piece for byte in body for piece in (pause, bytes([byte]))], chunked=True
+        )
+    )
     began = time.monotonic()
     with pytest.raises(GrpcWebError) as info:
         list(channel.unary_stream(METHOD)(b"ping", timeout=1.0))
@@ -377,7 +423,9 @@ def test_a_call_that_trickles_is_held_to_its_deadline(start):
     ids=["non-numeric-status", "bad-status-details", "bad-bin-metadata"],
 )
 def test_malformed_response_headers_are_an_rpc_error_and_close_the_response(start, headers):
-    server, channel = start(after_contact(lambda h: h.reply([encode_message(b"x"), OK], headers=headers)))
+    server, channel = start(
+        after_contact(lambda h: h.reply([encode_message(b"x"), OK], headers=headers))
+    )
     contacted(channel)
     error = rpc_error(unary, channel)
     assert isinstance(error, grpc.RpcError)
@@ -400,28 +448,43 @@ def test_a_text_body_says_why_when_grpc_message_is_missing(start):
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
     """A throw-away CA and a server certificate for 127.0.0.1: (ca.pem, server context)."""
+
     def name(common):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    window = dict(not_valid_before=now - datetime.timedelta(minutes=5), not_valid_after=now + datetime.timedelta(days=1))
+    window = dict(
+        not_valid_before=now - datetime.timedelta(minutes=5),
+        not_valid_after=now + datetime.timedelta(days=1),
+    )
     ca_key, key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
     ca = (
-        x509.CertificateBuilder(**window).subject_name(name("test CA")).issuer_name(name("test CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder(**window)
+        .subject_name(name("test CA"))
+        .issuer_name(name("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     cert = (
-        x509.CertificateBuilder(**window).subject_name(name("127.0.0.1")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        x509.CertificateBuilder(**window)
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     directory, pem = tmp_path_factory.mktemp("tls"), serialization.Encoding.PEM
     (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
     (directory / "cert.pem").write_bytes(cert.public_bytes(pem))
-    (directory / "key.pem").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
     return str(directory / "ca.pem"), context
@@ -429,7 +492,9 @@ def certificates(tmp_path_factory):
 
 def test_tls_with_the_ca_bundle_succeeds(start, certificates):
     ca, context = certificates
-    server, channel = start(lambda h: h.reply([encode_message(b"secure"), OK]), tls=context, ca_certs=ca)
+    server, channel = start(
+        lambda h: h.reply([encode_message(b"secure"), OK]), tls=context, ca_certs=ca
+    )
     assert channel.base_url.startswith("https://")
     assert unary(channel) == b"secure"
     assert len(server.requests) == 1
@@ -438,7 +503,10 @@ def test_tls_with_the_ca_bundle_succeeds(start, certificates):
 def test_tls_without_the_ca_bundle_fails_at_once_and_says_how_to_trust(start, certificates):
     server, channel = start(lambda h: h.reply([encode_message(b"secure"), OK]), tls=certificates[1])
     message = unreachable(unary, channel)
-    assert f"The TLS certificate of https://127.0.0.1:{server.server_port} failed verification" in message
+    assert (
+        f"The TLS certificate of https://127.0.0.1:{server.server_port} failed verification"
+        in message
+    )
     assert "CERTIFICATE_VERIFY_FAILED" in message and "ca_certs=" in message
     assert server.requests == []
 
@@ -477,7 +545,9 @@ def test_stream_ending_without_result_complete_is_reattached(start):
             handler.reply([encode_message(pb2.ReleaseExecuteResponse().SerializeToString()), OK])
 
     server, channel = start(script)
-    request = pb2.ExecutePlanRequest(session_id="00000000-0000-4000-8000-000000000000", operation_id="op")
+    request = pb2.ExecutePlanRequest(
+        session_id="00000000-0000-4000-8000-000000000000", operation_id="op"
+    )
     iterator = ExecutePlanResponseReattachableIterator(
         request, SparkConnectServiceStub(channel), lambda: Retrying([DefaultPolicy()]), []
     )
@@ -496,8 +566,12 @@ def test_a_second_message_in_a_unary_response_fails_at_once(start):
     # A hostile server streams messages into a unary call and never ends the body: the
     # client must not buffer them all (or wait) before it sees the response is wrong.
     def script(handler):
-        handler.reply([encode_message(b"one"), encode_message(b"two"), lambda: server.stop.wait(WAIT)] +
-                      [encode_message(b"more")] * 1000 + [OK], chunked=True)
+        handler.reply(
+            [encode_message(b"one"), encode_message(b"two"), lambda: server.stop.wait(WAIT)]
+            + [encode_message(b"more")] * 1000
+            + [OK],
+            chunked=True,
+        )
 
     server, channel = start(script)
     began = time.monotonic()
@@ -533,7 +607,10 @@ def first_contact(url):
 
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", SESSION, url], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", SESSION, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -549,7 +626,9 @@ def test_a_session_whose_server_refuses_fails_within_seconds_and_exits():
     assert took < 30
 
 
-def test_a_session_with_an_untrusted_certificate_fails_within_seconds_and_exits(start, certificates):
+def test_a_session_with_an_untrusted_certificate_fails_within_seconds_and_exits(
+    start, certificates
+):
     server, _ = start(lambda h: h.reply([encode_message(b"secure"), OK]), tls=certificates[1])
     outcome, took = first_contact(f"https://127.0.0.1:{server.server_port}")
     assert outcome.startswith("ServerUnreachableError after ")

@@ -1,4 +1,4 @@
-"""Connection strings that select grpc-web (patch 0007) and pyspark_web.builder.
+"""Connection strings that select grpc-web (patches 0008-0011) and pyspark_web.builder.
 
 Nothing here opens a socket: building a GrpcWebChannel only sets up a connection pool.
 """
@@ -7,9 +7,9 @@ import uuid
 from urllib.parse import quote
 
 import pytest
-
 from pyspark.errors import PySparkImportError, PySparkValueError
 from pyspark.sql.connect.client import DefaultChannelBuilder
+
 from pyspark_web.builder import GrpcWebChannelBuilder
 from pyspark_web.channel import GrpcWebChannel
 
@@ -140,7 +140,7 @@ def test_reserved_parameters_keep_upstream_meaning_and_are_not_headers():
 def test_invalid_session_id_is_rejected():
     builder = DefaultChannelBuilder("http://spark.example/;session_id=not-a-uuid")
     with pytest.raises(PySparkValueError) as info:
-        builder.session_id
+        _ = builder.session_id
     assert info.value.getCondition() == "INVALID_SESSION_UUID_ID"
 
 
@@ -157,7 +157,13 @@ def test_percent_encoded_parameter_value_is_decoded():
 
 @pytest.mark.parametrize(
     "param",
-    ["bad key=1", "content-type=text%2Fplain", "grpc-foo=1", "authorization=Basic%20x", "host=evil"],
+    [
+        "bad key=1",
+        "content-type=text%2Fplain",
+        "grpc-foo=1",
+        "authorization=Basic%20x",
+        "host=evil",
+    ],
 )
 def test_parameters_that_cannot_be_headers_are_refused(param):
     name = param.split("=")[0]
@@ -181,7 +187,9 @@ SECRET = "s3cretVALUE"
     ],
 )
 def test_header_values_that_are_not_field_values_are_refused_unquoted(value):
-    error = invalid_url(f"http://spark.example/;x-a={value}", "cannot be sent as an HTTP header", build=True)
+    error = invalid_url(
+        f"http://spark.example/;x-a={value}", "cannot be sent as an HTTP header", build=True
+    )
     assert SECRET not in str(error)
 
 
@@ -192,7 +200,15 @@ def test_header_values_with_inner_spaces_and_visible_ascii_are_sent(value):
 
 @pytest.mark.parametrize(
     "token",
-    [f"{SECRET}%0d%0aX-Evil:%201", f"{SECRET}%20x", f"{SECRET}%00", f"{SECRET}%C3%A9", f"%3D{SECRET}", f"{SECRET}%3Dx", "%20"],
+    [
+        f"{SECRET}%0d%0aX-Evil:%201",
+        f"{SECRET}%20x",
+        f"{SECRET}%00",
+        f"{SECRET}%C3%A9",
+        f"%3D{SECRET}",
+        f"{SECRET}%3Dx",
+        "%20",
+    ],
 )
 def test_tokens_that_are_not_bearer_tokens_are_refused_unquoted(token):
     error = invalid_url(f"http://127.0.0.1:8081/;token={token}", "not a bearer token", build=True)
@@ -201,7 +217,10 @@ def test_tokens_that_are_not_bearer_tokens_are_refused_unquoted(token):
 
 @pytest.mark.parametrize("token", ["abc", "a-b.c_d~e+f/g", "YWJj==", "eyJhbGciOi.eyJzdWIi.c2ln"])
 def test_bearer_tokens_are_sent(token):
-    assert sent_headers(f"http://127.0.0.1:8081/;token={quote(token, safe='')}")["authorization"] == f"Bearer {token}"
+    assert (
+        sent_headers(f"http://127.0.0.1:8081/;token={quote(token, safe='')}")["authorization"]
+        == f"Bearer {token}"
+    )
 
 
 # --- malformed URLs -------------------------------------------------------------------
@@ -213,15 +232,24 @@ def test_bearer_tokens_are_sent(token):
         ("ftp://spark.example", "must start with 'sc://'"),
         ("spark.example:8081", "must start with 'sc://'"),
         ("sc://spark.example/path", "path component '/path' must be empty"),
-        ("sc://spark.example:abc/;transport=grpcweb", "port in 'spark.example:abc' is not a number"),
+        (
+            "sc://spark.example:abc/;transport=grpcweb",
+            "port in 'spark.example:abc' is not a number",
+        ),
         ("http://spark.example:99999", "port in 'spark.example:99999' is not a number"),
         ("http://spark.example:abc", "is not a number"),
         ("sc://spark.example/;a=1;a=2", "Parameter 'a' is given more than once"),
-        ("sc://spark.example/;transport=grpc;transport=grpcweb", "'transport' is given more than once"),
+        (
+            "sc://spark.example/;transport=grpc;transport=grpcweb",
+            "'transport' is given more than once",
+        ),
         ("sc://:8081/;transport=grpcweb", "Hostname is missing"),
         ("http://:8081", "Hostname is missing"),
         ("sc://spark.example/;novalue", "'key=value'"),
-        ("sc://spark.example:0/;transport=grpcweb", "port in 'spark.example:0' is not a number between 1 and 65535"),
+        (
+            "sc://spark.example:0/;transport=grpcweb",
+            "port in 'spark.example:0' is not a number between 1 and 65535",
+        ),
         ("http://spark.example:0", "port in 'spark.example:0' is not a number between 1 and 65535"),
         ("sc://spark.example:0", "not a number between 1 and 65535"),
     ],
@@ -279,8 +307,13 @@ def test_unknown_transport_lists_the_installed_ones():
 
 @pytest.mark.parametrize(
     "url, endpoint",
-    [("sc://h:1", "h:1"), ("sc://h:1/", "h:1"), ("sc://h/;x-a=1", "h:8081"), ("http://h:2", "h:2"),
-     ("sc://h:1/;x-transport=a", "h:1")],
+    [
+        ("sc://h:1", "h:1"),
+        ("sc://h:1/", "h:1"),
+        ("sc://h/;x-a=1", "h:8081"),
+        ("http://h:2", "h:2"),
+        ("sc://h:1/;x-transport=a", "h:1"),
+    ],
 )
 def test_channel_builder_implies_grpcweb(url, endpoint):
     builder = GrpcWebChannelBuilder(url)
@@ -290,7 +323,9 @@ def test_channel_builder_implies_grpcweb(url, endpoint):
 
 
 def test_channel_builder_keeps_parameters():
-    headers = GrpcWebChannelBuilder("sc://h:1/;x-tenant=acme").toChannel().request_headers(None, None)
+    headers = (
+        GrpcWebChannelBuilder("sc://h:1/;x-tenant=acme").toChannel().request_headers(None, None)
+    )
     assert headers["x-tenant"] == "acme"
 
 
@@ -329,7 +364,11 @@ def test_shorthand_says_which_parameter_it_implies(url):
 @pytest.mark.parametrize("value", ["1", "yes", "TRUE1", "on"])
 def test_use_ssl_other_than_true_or_false_is_refused(value):
     # Upstream reads anything but "true" as plaintext: "use_ssl=1" meant no TLS.
-    error = invalid_url(f"sc://spark.example/;transport=grpcweb;use_ssl={value}", "use_ssl must be 'true' or 'false'", build=True)
+    error = invalid_url(
+        f"sc://spark.example/;transport=grpcweb;use_ssl={value}",
+        "use_ssl must be 'true' or 'false'",
+        build=True,
+    )
     assert "use_ssl=true" in str(error)
 
 
@@ -337,5 +376,7 @@ def test_use_ssl_other_than_true_or_false_is_refused(value):
 def test_use_ssl_true_or_false_still_work(value, scheme):
     from pyspark_web.builder import create_channel
 
-    channel = create_channel(DefaultChannelBuilder(f"sc://127.0.0.1/;transport=grpcweb;use_ssl={value}"))
+    channel = create_channel(
+        DefaultChannelBuilder(f"sc://127.0.0.1/;transport=grpcweb;use_ssl={value}")
+    )
     assert channel.base_url.startswith(f"{scheme}://")

@@ -4,17 +4,36 @@ file must not leave a pointer behind (issue 13)."""
 import re
 
 import pytest
-
 from helpers import ROOT
 
 pytestmark = pytest.mark.unit
 
 # Top-level folders whose files are quoted by path. build/ and dist/ are made by the build.
-FOLDERS = ("tests", "pyspark_web", "tools", "bench", "deploy", "lite", "patches", "docs", "recipes",
-           "packaging", "examples", ".ci")
+FOLDERS = (
+    "tests",
+    "pyspark_web",
+    "tools",
+    "bench",
+    "deploy",
+    "lite",
+    "patches",
+    "docs",
+    "recipes",
+    "packaging",
+    "examples",
+    ".ci",
+)
 PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./-]*[\w-])" % "|".join(re.escape(f) for f in FOLDERS))
-SOURCES = ["README.md", "BENCHMARKS.md", "deploy/README.md", "meta.yaml", "build.sh", ".ci/run",
-           "packaging/pyproject.toml", "pytest.ini"]
+SOURCES = [
+    "README.md",
+    "BENCHMARKS.md",
+    "deploy/README.md",
+    "meta.yaml",
+    "build.sh",
+    ".ci/run",
+    "packaging/pyproject.toml",
+    "pytest.ini",
+]
 CODE_FOLDERS = ["pyspark_web", "tests", "tools", "bench"]
 
 

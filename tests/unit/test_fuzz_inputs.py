@@ -13,24 +13,32 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pyspark.errors import PySparkValueError
 from pyspark.sql.connect.client import DefaultChannelBuilder
+from test_arrow_hostile import deadline  # a BaseException when over: no except hides it
+
 from pyspark_web import grpcweb
 from pyspark_web.channel import GrpcWebChannel, GrpcWebError, ServerUnreachableError
 from pyspark_web.transport import Response
-from test_arrow_hostile import deadline  # a BaseException when over: no except hides it
 
 pytestmark = pytest.mark.unit
 
-CI = settings(max_examples=1500, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow])
-LONG = settings(CI, max_examples=int(os.environ.get("PYSPARK_WEB_FUZZ_EXAMPLES", 50_000)), derandomize=False)
+CI = settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+LONG = settings(
+    CI, max_examples=int(os.environ.get("PYSPARK_WEB_FUZZ_EXAMPLES", 50_000)), derandomize=False
+)
 SECONDS_PER_EXAMPLE = 2
 
 
 def ci_and_long(*strategies):
     """The property as two tests: bounded for CI, and at length under -m fuzz_long."""
+
     def tests(prop):
         def test(example):
             prop(*example)  # the outcome is for counting by hand; a test returns None
@@ -47,8 +55,11 @@ def ci_and_long(*strategies):
 # header.
 AWKWARD = ";=/?#@:[]%\r\n\t\x00 é\x7f"
 SECRET = "Zq8SECRETvalue"
-secret_values = st.builds(lambda a, b: f"{a}{SECRET}{b}", st.text(AWKWARD + "ab=+/", max_size=4),
-                          st.text(AWKWARD + "ab=+/", max_size=4))
+secret_values = st.builds(
+    lambda a, b: f"{a}{SECRET}{b}",
+    st.text(AWKWARD + "ab=+/", max_size=4),
+    st.text(AWKWARD + "ab=+/", max_size=4),
+)
 words = st.text(st.sampled_from("abcxyz-_.09" + AWKWARD), max_size=12)
 plain_words = st.text(st.sampled_from("abcxyz-_.09"), min_size=1, max_size=8)
 
@@ -61,24 +72,46 @@ def mostly(usual, hostile):
 
 hosts = mostly(
     st.sampled_from(["127.0.0.1", "localhost", "[::1]", "spark.example"]),
-    st.one_of(st.sampled_from(["", "[::1", "::1", "[fe80::1%25eth0]", "ex ample", "é.example", "a@b", "[]"]), words),
+    st.one_of(
+        st.sampled_from(
+            ["", "[::1", "::1", "[fe80::1%25eth0]", "ex ample", "é.example", "a@b", "[]"]
+        ),
+        words,
+    ),
 )
-ports = mostly(st.one_of(st.none(), st.integers(1, 65535).map(str)), st.one_of(st.integers(-1, 70000).map(str), words))
+ports = mostly(
+    st.one_of(st.none(), st.integers(1, 65535).map(str)),
+    st.one_of(st.integers(-1, 70000).map(str), words),
+)
 keys = mostly(
-    st.sampled_from(["token", "user_id", "user_agent", "transport", "use_ssl", "x-tenant", "X-Trace"]),
+    st.sampled_from(
+        ["token", "user_id", "user_agent", "transport", "use_ssl", "x-tenant", "X-Trace"]
+    ),
     st.one_of(st.sampled_from(["session_id", "grpc-x", "content-type", ""]), words),
 )
-values = mostly(st.one_of(st.sampled_from(["grpcweb", "grpc", "true", "false"]), plain_words),
-                st.one_of(st.sampled_from(["1", "yes"]), words))
+values = mostly(
+    st.one_of(st.sampled_from(["grpcweb", "grpc", "true", "false"]), plain_words),
+    st.one_of(st.sampled_from(["1", "yes"]), words),
+)
 # Secrets go where secrets live: the token, a header, the password.
-secret_params = st.tuples(st.sampled_from(["token", "x-api-key"]), mostly(st.just("="), st.just("==")),
-                          mostly(plain_words.map(lambda w: w + SECRET), secret_values))
-params = st.lists(st.tuples(keys, mostly(st.just("="), st.sampled_from(["", "=="])), values), max_size=3)
+secret_params = st.tuples(
+    st.sampled_from(["token", "x-api-key"]),
+    mostly(st.just("="), st.just("==")),
+    mostly(plain_words.map(lambda w: w + SECRET), secret_values),
+)
+params = st.lists(
+    st.tuples(keys, mostly(st.just("="), st.sampled_from(["", "=="])), values), max_size=3
+)
 
 
 @st.composite
 def connection_strings(draw):
-    scheme = draw(mostly(st.sampled_from(["sc://", "http://", "https://"]), st.sampled_from(["HTTP://", "ftp://", "", "sc:/"])))
+    scheme = draw(
+        mostly(
+            st.sampled_from(["sc://", "http://", "https://"]),
+            st.sampled_from(["HTTP://", "ftp://", "", "sc:/"]),
+        )
+    )
     userinfo = draw(mostly(st.just(""), st.sampled_from(["user@", f"user:{SECRET}@"])))
     host, port = draw(hosts), draw(ports)
     netloc = userinfo + host + ("" if port is None else f":{port}")
@@ -110,10 +143,12 @@ def check_connection_string(url):
     return "channel"
 
 
-test_connection_strings_end_in_a_channel_or_invalid_connect_url, test_long_connection_strings = ci_and_long(
-    connection_strings())(check_connection_string)
+test_connection_strings_end_in_a_channel_or_invalid_connect_url, test_long_connection_strings = (
+    ci_and_long(connection_strings())(check_connection_string)
+)
 test_any_text_as_a_connection_string, test_long_any_text_as_a_connection_string = ci_and_long(
-    st.text(max_size=60))(check_connection_string)
+    st.text(max_size=60)
+)(check_connection_string)
 
 
 # --- response headers and bodies ----------------------------------------------------------
@@ -154,19 +189,56 @@ class ScriptedTransport:
 
 
 OK_TRAILER = struct.pack(">BI", 0x80, 16) + b"grpc-status: 0\r\n"
-header_names = st.sampled_from(["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin",
-                                "trace-bin", "x-other", "grpc-encoding"])
+header_names = st.sampled_from(
+    [
+        "content-type",
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "trace-bin",
+        "x-other",
+        "grpc-encoding",
+    ]
+)
 header_values = st.one_of(
-    st.sampled_from(["application/grpc-web+proto", "application/grpc-web", "text/plain", "text/html", "0", "13",
-                     "14", "16", "99", "100", "-1", "1_3", " 3", "3 ", "x", "", "%zz%", "caf%C3%A9", "CAUSBWdvbmUh",
-                     "not*base64", "a", "=", "9" * 5000]),
+    st.sampled_from(
+        [
+            "application/grpc-web+proto",
+            "application/grpc-web",
+            "text/plain",
+            "text/html",
+            "0",
+            "13",
+            "14",
+            "16",
+            "99",
+            "100",
+            "-1",
+            "1_3",
+            " 3",
+            "3 ",
+            "x",
+            "",
+            "%zz%",
+            "caf%C3%A9",
+            "CAUSBWdvbmUh",
+            "not*base64",
+            "a",
+            "=",
+            "9" * 5000,
+        ]
+    ),
     st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=30),
 )
 frames = st.one_of(
     st.binary(max_size=40).map(grpcweb.encode_message),
     st.binary(max_size=60).map(lambda b: struct.pack(">BI", 0x80, len(b)) + b),
-    st.builds(lambda flags, length, b: struct.pack(">BI", flags, length) + b,
-              st.integers(0, 255), st.integers(0, 2**32 - 1), st.binary(max_size=20)),
+    st.builds(
+        lambda flags, length, b: struct.pack(">BI", flags, length) + b,
+        st.integers(0, 255),
+        st.integers(0, 2**32 - 1),
+        st.binary(max_size=20),
+    ),
     st.just(struct.pack(">BI", 0x80, 16) + b"grpc-status: 0\r\n"),
 )
 
@@ -174,10 +246,21 @@ frames = st.one_of(
 @st.composite
 def responses(draw):
     status = draw(mostly(st.just(200), st.sampled_from([401, 403, 404, 500, 502, 503, 204, 302])))
-    headers = {name: value for name, value in draw(st.lists(st.tuples(header_names, header_values), max_size=5))}
-    headers = draw(mostly(st.just({"content-type": "application/grpc-web+proto", **headers}), st.just(headers)))
-    body = b"".join(draw(st.lists(mostly(st.binary(max_size=40).map(grpcweb.encode_message), frames), max_size=4)))
-    body = draw(mostly(st.just(body + draw(mostly(st.just(OK_TRAILER), frames))), st.binary(max_size=80)))
+    headers = {
+        name: value
+        for name, value in draw(st.lists(st.tuples(header_names, header_values), max_size=5))
+    }
+    headers = draw(
+        mostly(st.just({"content-type": "application/grpc-web+proto", **headers}), st.just(headers))
+    )
+    body = b"".join(
+        draw(
+            st.lists(mostly(st.binary(max_size=40).map(grpcweb.encode_message), frames), max_size=4)
+        )
+    )
+    body = draw(
+        mostly(st.just(body + draw(mostly(st.just(OK_TRAILER), frames))), st.binary(max_size=80))
+    )
     return status, headers, body, draw(st.integers(1, 64))
 
 
@@ -186,7 +269,11 @@ def call_against(reply, contacted):
     channel.contacted = contacted  # both sides of the first-contact rule
     with deadline(SECONDS_PER_EXAMPLE):
         try:
-            list(channel.unary_stream("/spark.connect.SparkConnectService/ExecutePlan")(b"request", timeout=5))
+            list(
+                channel.unary_stream("/spark.connect.SparkConnectService/ExecutePlan")(
+                    b"request", timeout=5
+                )
+            )
             return "ok"
         except GrpcWebError as error:
             assert isinstance(error.details(), str)
@@ -197,13 +284,16 @@ def call_against(reply, contacted):
 
 
 test_any_response_ends_in_an_rpc_error_or_success, test_long_responses = ci_and_long(
-    responses(), st.booleans())(call_against)
+    responses(), st.booleans()
+)(call_against)
 
 
 # --- grpc-web frames ------------------------------------------------------------------------
 
 valid_bodies = st.lists(st.binary(max_size=50), max_size=4).map(
-    lambda payloads: grpcweb.encode_messages(payloads) + struct.pack(">BI", 0x80, 16) + b"grpc-status: 0\r\n"
+    lambda payloads: (
+        grpcweb.encode_messages(payloads) + struct.pack(">BI", 0x80, 16) + b"grpc-status: 0\r\n"
+    )
 )
 
 
@@ -242,4 +332,5 @@ def decode_body(body, cuts):
 
 
 test_frames_decode_or_raise_protocol_error, test_long_frames = ci_and_long(
-    st.one_of(mutated_bodies(), st.binary(max_size=120)), st.lists(st.integers(0, 200), max_size=6))(decode_body)
+    st.one_of(mutated_bodies(), st.binary(max_size=120)), st.lists(st.integers(0, 200), max_size=6)
+)(decode_body)

@@ -86,8 +86,21 @@ def test_malformed_trailer_line():
         grpcweb.parse_trailer_block(b"no colon here\r\n")
 
 
-@pytest.mark.parametrize("http, code", [(401, 16), (403, 7), (404, 12), (429, 14), (502, 14),
-                                        (503, 14), (504, 14), (500, 2), (400, 2), (200, 2)])
+@pytest.mark.parametrize(
+    "http, code",
+    [
+        (401, 16),
+        (403, 7),
+        (404, 12),
+        (429, 14),
+        (502, 14),
+        (503, 14),
+        (504, 14),
+        (500, 2),
+        (400, 2),
+        (200, 2),
+    ],
+)
 def test_http_status_mapping(http, code):
     assert grpcweb.status_for_http(http) == code
 

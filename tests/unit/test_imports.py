@@ -21,7 +21,10 @@ print(col("x"), lit(1))
 
 
 def test_environment_is_bare():
-    result = run_python(sys.executable, "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % (HEAVY,))
+    result = run_python(
+        sys.executable,
+        "import importlib.util as u; print([m for m in %r if u.find_spec(m)])" % (HEAVY,),
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -39,7 +42,11 @@ def test_functions_module_exports_everything():
 
     public = [name for name in dir(builtin) if not name.startswith("_")]
     assert len(public) > 400
-    missing = [name for name in ("col", "lit", "sum", "window", "udf", "pandas_udf") if not hasattr(F, name)]
+    missing = [
+        name
+        for name in ("col", "lit", "sum", "window", "udf", "pandas_udf")
+        if not hasattr(F, name)
+    ]
     assert missing == []
 
 

@@ -1,5 +1,5 @@
 """The notebook integration in IPython itself, without a server (pyspark_web/notebook/errors.py,
-patches 0014-0016): an in-process InteractiveShell runs cells as a kernel would.
+patches 0018-0020): an in-process InteractiveShell runs cells as a kernel would.
 
 - A Connect DataFrame answers IPython's probes for display hooks with AttributeError, so
   IPython calls its _repr_html_ (the table itself needs a server: tests/stack/).
@@ -24,10 +24,9 @@ import pytest
 
 pytest.importorskip("IPython")
 
+from helpers import ROOT, ensure_venv, pyenv_python, run_python  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from IPython.utils.capture import capture_output  # noqa: E402
-
-from helpers import ROOT, ensure_venv, pyenv_python, run_python  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -72,8 +71,14 @@ def run(shell, code):
 def test_dataframe_answers_ipython_probes_with_attribute_error():
     from IPython.utils.dir2 import get_real_method
 
-    probes = ("_ipython_canary_method_should_not_exist_", "_ipython_display_", "_repr_mimebundle_",
-              "_repr_latex_", "_repr_pretty_", "_repr_markdown_")
+    probes = (
+        "_ipython_canary_method_should_not_exist_",
+        "_ipython_display_",
+        "_repr_mimebundle_",
+        "_repr_latex_",
+        "_repr_pretty_",
+        "_repr_markdown_",
+    )
     with unreachable_session() as spark:  # no RPC: the probes do not ask for the schema
         df = spark.range(3)
         for name in probes:
@@ -93,7 +98,9 @@ def _error_cell_checks(text):
     assert '"logger":' not in text and '{"ts"' not in text, "a JSON log record reached the cell"
 
 
-def _connect_error(context=True, stack="org.apache.spark.Boom\n\tat org.apache.spark.Thing.run(Thing.scala:1)"):
+def _connect_error(
+    context=True, stack="org.apache.spark.Boom\n\tat org.apache.spark.Thing.run(Thing.scala:1)"
+):
     """An AnalysisException as Spark Connect's client builds it for a missing table."""
     import pyspark.sql.connect.proto as pb2
     from pyspark.errors.exceptions.connect import AnalysisException, SQLQueryContext
@@ -102,12 +109,19 @@ def _connect_error(context=True, stack="org.apache.spark.Boom\n\tat org.apache.s
     if context:
         proto = pb2.FetchErrorDetailsResponse.QueryContext(
             context_type=pb2.FetchErrorDetailsResponse.QueryContext.SQL,
-            start_index=14, stop_index=26, fragment="no_such_table",
-            summary="== SQL (line 1, position 15) ==\nselect * from no_such_table\n              ^^^^^^^^^^^^^\n",
+            start_index=14,
+            stop_index=26,
+            fragment="no_such_table",
+            summary=(
+                "== SQL (line 1, position 15) ==\n"
+                "select * from no_such_table\n"
+                "              ^^^^^^^^^^^^^\n"
+            ),
         )
         contexts = [SQLQueryContext(proto)]
     return AnalysisException(
-        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` cannot be found. SQLSTATE: 42P01",
+        "[TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table` cannot be found. "
+        "SQLSTATE: 42P01",
         errorClass="TABLE_OR_VIEW_NOT_FOUND",
         messageParameters={"relationName": "`no_such_table`"},
         sql_state="42P01",
@@ -122,7 +136,9 @@ def test_analysis_exception_display(shell):
     text, result = run(shell, "raise make_error()")
     _error_cell_checks(text)
     first = text.splitlines()[0]
-    assert first.startswith("AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table`")
+    assert first.startswith(
+        "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `no_such_table`"
+    )
     assert re.search(r"^error class +TABLE_OR_VIEW_NOT_FOUND$", text, re.M)
     assert re.search(r"^SQL state +42P01$", text, re.M)
     assert re.search(r'^query context +SQL "no_such_table", characters 14-26$', text, re.M)
@@ -157,7 +173,9 @@ def test_query_context_log_record_stays_out_of_the_cell(shell):
     _error_cell_checks(text)
     assert cell.getvalue() == "", "the JSON record reached the console handler"
     # Handlers a user adds still get it.
-    assert [json.loads(r)["context"]["errorClass"] for r in added.records] == ["TABLE_OR_VIEW_NOT_FOUND"]
+    assert [json.loads(r)["context"]["errorClass"] for r in added.records] == [
+        "TABLE_OR_VIEW_NOT_FOUND"
+    ]
 
 
 class _Records(logging.Handler):
@@ -175,7 +193,9 @@ def test_jvm_stack_trace_only_when_asked(shell):
     lines = errors.format_error(_connect_error(), jvm_stacktrace=True)
     assert "JVM stack trace:" in lines
     assert "\tat org.apache.spark.Thing.run(Thing.scala:1)" in lines
-    assert "\tat org.apache.spark.Thing.run(Thing.scala:1)" not in errors.format_error(_connect_error())
+    assert "\tat org.apache.spark.Thing.run(Thing.scala:1)" not in errors.format_error(
+        _connect_error()
+    )
 
 
 def test_server_unreachable_error_display(shell):
@@ -190,15 +210,23 @@ def test_server_unreachable_error_display(shell):
     _error_cell_checks(text)
     assert result.error_in_exec is raised.value
     first = text.splitlines()[0]
-    assert first.startswith(f"ServerUnreachableError: Cannot reach the Spark Connect server at {DEAD_URL}")
-    assert re.search(r"^called from +.*test_notebook_ipython.py, line \d+: spark.range\(3\).collect\(\)$", text, re.M)
+    assert first.startswith(
+        f"ServerUnreachableError: Cannot reach the Spark Connect server at {DEAD_URL}"
+    )
+    assert re.search(
+        r"^called from +.*test_notebook_ipython.py, line \d+: spark.range\(3\).collect\(\)$",
+        text,
+        re.M,
+    )
     assert "pyspark/sql/connect" not in text, "no frames of pyspark's internals"
 
 
 def test_long_messages_keep_their_head_and_tail(shell):
     from pyspark.errors.exceptions.connect import PythonException
 
-    frames = "".join(f'  File "/srv/lib/mod{i}.py", line {i}, in f{i}\n    g{i}()\n' for i in range(40))
+    frames = "".join(
+        f'  File "/srv/lib/mod{i}.py", line {i}, in f{i}\n    g{i}()\n' for i in range(40)
+    )
     message = (
         "\n  An exception was thrown from the Python worker.\n"
         f"Traceback (most recent call last):\n{frames}ValueError: the cause\n"
@@ -206,7 +234,9 @@ def test_long_messages_keep_their_head_and_tail(shell):
     shell.user_ns["error"] = PythonException(message=message)
     text, _ = run(shell, "raise error")
     _error_cell_checks(text)
-    assert text.splitlines()[0] == "PythonException: An exception was thrown from the Python worker."
+    assert (
+        text.splitlines()[0] == "PythonException: An exception was thrown from the Python worker."
+    )
     assert "ValueError: the cause" in text and "Traceback (most recent call last):" in text
     assert "lines left out (%tb shows them)" in text
 
@@ -247,10 +277,14 @@ def test_udfs_with_plain_type_hints_print_no_warning(shell):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i in range(3):
-            out, result = run(shell, f"@udf(IntegerType())\ndef plus_{i}(x: int) -> int:\n    return x + {i}\n")
+            out, result = run(
+                shell, f"@udf(IntegerType())\ndef plus_{i}(x: int) -> int:\n    return x + {i}\n"
+            )
             assert result.success
             text += out
-        out, _ = run(shell, "twice = udf(lambda x: 2 * x, IntegerType(), useArrow=True)\ntwice.evalType")
+        out, _ = run(
+            shell, "twice = udf(lambda x: 2 * x, IntegerType(), useArrow=True)\ntwice.evalType"
+        )
         text += out
     messages = [str(w.message) for w in caught]
     assert messages == [], messages
@@ -260,7 +294,7 @@ def test_udfs_with_plain_type_hints_print_no_warning(shell):
 
 # A worker traceback as Spark Connect reports it, from files the client does not have; the
 # quoted line continues on the next line (a call, a triple-quoted string).
-WORKER_TRACEBACK = '''
+WORKER_TRACEBACK = """
   An exception was thrown from the Python worker. Please see the stack trace below.
 Traceback (most recent call last):
   File "/srv/spark/site-packages/helpers/frames.py", line 88, in apply
@@ -268,7 +302,7 @@ Traceback (most recent call last):
   File "{cell}", line 3, in describe
     {{1 / 0}}
 ZeroDivisionError: division by zero
-'''
+"""
 
 # A cell whose function fails inside a triple-quoted string (the worker's line 3).
 DESCRIBE_CELL = 'def describe(x):\n    text = f"""value:\n    {1 / 0}\n    """\n    return text\n'
@@ -300,9 +334,16 @@ print(json.dumps(outputs))
 def ipython_313(wheel):
     base = pyenv_python("3.13")
     if base is None:
-        pytest.fail("CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)")
-    return ensure_venv("venv-ipython-3.13", [wheel, PYODIDE_IPYTHON], ROOT / "tools/constraints.txt",
-                       reinstall=[wheel], base_python=base)
+        pytest.fail(
+            "CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)"
+        )
+    return ensure_venv(
+        "venv-ipython-3.13",
+        [wheel, PYODIDE_IPYTHON],
+        ROOT / "tools/constraints.txt",
+        reinstall=[wheel],
+        base_python=base,
+    )
 
 
 def test_ipython_pins_follow_pyodide(lock):
@@ -313,7 +354,9 @@ def test_ipython_pins_follow_pyodide(lock):
 
 def test_worker_frames_do_not_break_ipython_tracebacks(ipython_313):
     cells = [DESCRIBE_CELL, RAISE_CELL, "%load_ext pyspark_web.notebook", RAISE_CELL]
-    script = IPYTHON_SCRIPT.replace("CELLS", repr(json.dumps(cells))).replace("TRACEBACK", repr(WORKER_TRACEBACK))
+    script = IPYTHON_SCRIPT.replace("CELLS", repr(json.dumps(cells))).replace(
+        "TRACEBACK", repr(WORKER_TRACEBACK)
+    )
     outputs = json.loads(run_python(ipython_313, script).stdout.splitlines()[-1])
     plain, integrated = outputs[1], outputs[3]
     # IPython's own display (the integration not installed): the error and its frames.

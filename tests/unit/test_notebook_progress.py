@@ -60,7 +60,10 @@ def test_a_query_draws_a_bar_that_becomes_a_summary(clock):
     assert 'role="progressbar"' in first["text/html"] and 'aria-valuenow="0"' in first["text/html"]
     assert 'aria-valuenow="75"' in second["text/html"] and "3/4 tasks" in second["text/html"]
     assert "2.0 KiB read" in second["text/plain"] and "1 running" in second["text/plain"]
-    assert "progressbar" not in last["text/html"] and last["text/plain"] == "1 stage · 4 tasks · 4.0 KiB read · 3.0 s"
+    assert (
+        "progressbar" not in last["text/html"]
+        and last["text/plain"] == "1 stage · 4 tasks · 4.0 KiB read · 3.0 s"
+    )
 
 
 def test_a_summary_after_a_stale_report_claims_no_partial_counts(clock):
@@ -105,15 +108,24 @@ def test_concurrent_operations_get_displays_of_their_own(clock):
     report, client = handler(display)
     report([stage(0, 2)], 1, "a", False)
     report([stage(0, 8)], 1, "b", False)
-    assert "0/2 tasks" in display.shown[0]["text/plain"] and "0/8 tasks" in display.shown[1]["text/plain"]
+    assert (
+        "0/2 tasks" in display.shown[0]["text/plain"]
+        and "0/8 tasks" in display.shown[1]["text/plain"]
+    )
 
 
 @pytest.mark.parametrize(
     "platform, mode, offered",
-    [("linux", "sockets", False), ("emscripten", "worker-sync-xhr", False),
-     ("emscripten", "worker-streaming", False), ("emscripten", "jspi", True)],
+    [
+        ("linux", "sockets", False),
+        ("emscripten", "worker-sync-xhr", False),
+        ("emscripten", "worker-streaming", False),
+        ("emscripten", "jspi", True),
+    ],
 )
-def test_stop_is_offered_only_where_a_click_can_reach_a_running_query(monkeypatch, clock, platform, mode, offered):
+def test_stop_is_offered_only_where_a_click_can_reach_a_running_query(
+    monkeypatch, clock, platform, mode, offered
+):
     monkeypatch.setattr(progress.sys, "platform", platform)
     monkeypatch.setattr(progress, "blocking_mode", lambda: mode)
     display = Display()
@@ -132,7 +144,9 @@ def test_stop_is_offered_only_where_a_click_can_reach_a_running_query(monkeypatc
 def test_a_stop_click_interrupts_the_operation_once(monkeypatch, clock):
     monkeypatch.setattr(progress, "stop_button_available", lambda: True)
     sent = []
-    monkeypatch.setattr(progress, "_send_interrupt", lambda client, operation_id: sent.append(operation_id))
+    monkeypatch.setattr(
+        progress, "_send_interrupt", lambda client, operation_id: sent.append(operation_id)
+    )
     display = Display()
     report, client = handler(display)
     report([stage(1, 4)], 2, "op-1", False)

@@ -1,15 +1,14 @@
 """The wheel's metadata, and the places that must agree on it."""
 
 import ast
-import tomllib
 import zipfile
 from email.parser import Parser
 
 import pytest
+import tomllib
+from helpers import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from helpers import ROOT
 
 # Compiled or unavailable under Pyodide: never a core requirement.
 NOT_ON_CORE_PATH = {"grpcio", "grpcio-status", "zstandard", "numpy", "pandas", "pyarrow"}
@@ -47,7 +46,9 @@ def test_core_requirements_exist_for_pyodide(metadata):
 
 def test_core_requirements_agree_with_recipe_and_pyproject(meta, metadata):
     pyproject = tomllib.loads((ROOT / "packaging/pyproject.toml").read_text())
-    from_pyproject = {canonicalize_name(Requirement(r).name) for r in pyproject["project"]["dependencies"]}
+    from_pyproject = {
+        canonicalize_name(Requirement(r).name) for r in pyproject["project"]["dependencies"]
+    }
     from_wheel = {canonicalize_name(r.name) for r in requirements(metadata) if r.marker is None}
     assert set(meta["requirements"]["run"]) == from_pyproject == from_wheel
 

@@ -1,14 +1,13 @@
-"""Reattachable execution without threads (patch 0006): releases still reach the server."""
+"""Reattachable execution without threads (patch 0007): releases still reach the server."""
 
 import sys
 import threading
 from types import SimpleNamespace
 
-import pytest
-
 import pyspark.sql.connect.proto as pb2
+import pytest
 from pyspark.sql.connect.client import reattach
-from pyspark.sql.connect.client.retries import Retrying, DefaultPolicy
+from pyspark.sql.connect.client.retries import DefaultPolicy, Retrying
 
 
 class RecordingStub:
@@ -91,5 +90,9 @@ def test_releases_use_the_thread_pool_where_threads_work():
     iterator, ids = consume(stub)
     for future in list(iterator.release_futures):
         future.result(timeout=10)
-    assert sorted(kind for kind, _, _ in stub.released) == ["release_all", "release_until", "release_until"]
+    assert sorted(kind for kind, _, _ in stub.released) == [
+        "release_all",
+        "release_until",
+        "release_until",
+    ]
     assert all(thread != threading.get_ident() for _, _, thread in stub.released)

@@ -1,8 +1,8 @@
 """tools/stack.py without the stack: commands, config rendering, arguments, whose PIDs are whose."""
 
-import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT, tool
 
-from helpers import ROOT
-
-spec = importlib.util.spec_from_file_location("stack", ROOT / "tools/stack.py")
-stack = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(stack)
+stack = tool("stack")
 
 
 @pytest.fixture
 def paths(tmp_path):
-    return stack.Paths(tmp_path, tmp_path / "spark", tmp_path / "envoy", ROOT / "deploy/envoy.dev.yaml",
-                       tmp_path / "venv-stack-3.13/bin/python")
+    return stack.Paths(
+        tmp_path,
+        tmp_path / "spark",
+        tmp_path / "envoy",
+        ROOT / "deploy/envoy.dev.yaml",
+        tmp_path / "venv-stack-3.13/bin/python",
+    )
 
 
 def confs(command):
@@ -42,7 +44,9 @@ def test_spark_defaults_to_local_2_on_loopback(paths):
 
 
 def test_spark_options_pass_through(paths):
-    command = stack.spark_command(paths, ["--master", "local[4]", "--conf", "spark.sql.shuffle.partitions=3"])
+    command = stack.spark_command(
+        paths, ["--master", "local[4]", "--conf", "spark.sql.shuffle.partitions=3"]
+    )
     assert command.count("--master") == 1
     assert command[command.index("--master") + 1] == "local[4]"
     assert confs(command)["spark.sql.shuffle.partitions"] == "3"
@@ -57,10 +61,14 @@ def test_envoy_config_points_at_upstream_and_dist(paths):
     assert f'"file_path_prefix": "{ROOT / "dist"}"' in text
     # Everything else is the committed config, unchanged.
     original = yaml.safe_load((ROOT / "deploy/envoy.dev.yaml").read_text())
-    assert rendered["static_resources"]["listeners"][0] == original["static_resources"]["listeners"][0]
+    assert (
+        rendered["static_resources"]["listeners"][0] == original["static_resources"]["listeners"][0]
+    )
 
 
-@pytest.mark.parametrize("value", ["spark", "spark:", ":15002", "spark:0", "spark:99999", "spark:http"])
+@pytest.mark.parametrize(
+    "value", ["spark", "spark:", ":15002", "spark:0", "spark:99999", "spark:http"]
+)
 def test_bad_upstream_is_refused_with_an_example(value):
     with pytest.raises(stack.StackError, match="HOST:PORT"):
         stack.parse_upstream(value)
@@ -85,7 +93,10 @@ def test_catalog_is_hive_in_derby_under_the_run_directory(paths):
     assert conf["spark.sql.catalogImplementation"] == "hive"
     assert conf["spark.sql.warehouse.dir"] == str(paths.run / "warehouse")
     # Relative to derby.system.home: an absolute databaseName does not boot a second time.
-    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == "jdbc:derby:;databaseName=metastore_db;create=true"
+    assert (
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"]
+        == "jdbc:derby:;databaseName=metastore_db;create=true"
+    )
     assert f"-Dderby.system.home={paths.run}" in conf["spark.driver.extraJavaOptions"].split()
 
 
@@ -102,7 +113,11 @@ def test_warehouse_without_metastore_is_set_aside(paths):
     assert (paths.run / "warehouse/t").is_dir()
 
 
-FOUND = {"3.11": "/usr/bin/python3", "3.10": "/p/3.10/bin/python3.10", "3.13": "/p/3.13/bin/python3.13"}
+FOUND = {
+    "3.11": "/usr/bin/python3",
+    "3.10": "/p/3.10/bin/python3.10",
+    "3.13": "/p/3.13/bin/python3.13",
+}
 
 
 def test_python_defaults_to_python3_and_takes_a_version():
@@ -110,15 +125,20 @@ def test_python_defaults_to_python3_and_takes_a_version():
     assert stack.choose_python("3.13", "3.11", FOUND) == ("3.13", "/p/3.13/bin/python3.13")
 
 
-@pytest.mark.parametrize("wanted, message", [
-    ("3.12", "no Python 3.12 on this machine"),
-    ("3.10", "pyspark 4.3 needs Python 3.11 or newer, not 3.10"),
-    ("python3.13", "--python takes a version X.Y"),
-])
+@pytest.mark.parametrize(
+    "wanted, message",
+    [
+        ("3.12", "no Python 3.12 on this machine"),
+        ("3.10", rf"pyspark {re.escape(stack.SPARK_VERSION)} needs Python 3.11 or newer, not 3.10"),
+        ("python3.13", "--python takes a version X.Y"),
+    ],
+)
 def test_unknown_python_lists_those_found(wanted, message):
     with pytest.raises(stack.StackError, match=message) as error:
         stack.choose_python(wanted, "3.11", FOUND)
-    assert "Pythons found: 3.11 (default) /usr/bin/python3, 3.13 /p/3.13/bin/python3.13" in str(error.value)
+    assert "Pythons found: 3.11 (default) /usr/bin/python3, 3.13 /p/3.13/bin/python3.13" in str(
+        error.value
+    )
 
 
 def test_running_stack_keeps_its_python_and_refuses_another():
@@ -143,7 +163,7 @@ def test_find_pythons_reads_pyenv(tmp_path, monkeypatch):
     assert all(not path.endswith("-config") for path in found.values())
 
 
-# ---------------------------------------------------------------- whose PID is it (issue 11, finding 14)
+# ---------------------------------------------------------- whose PID is it (issue 11, finding 14)
 #
 # A PID alone names a process only while it lives: once it exits the number is handed out
 # again. `down` kills process groups and `status` reports them, so the stack must
@@ -181,7 +201,9 @@ def test_recorded_pid_with_another_start_time_is_not_ours_and_not_killed(paths, 
     # As after a reboot or a long uptime: the recorded PID now belongs to another process
     # that happens to match the marker.
     process = sleeper()
-    record(paths, "spark", pid=process.pid, marker="sleep", start_time=stat_start_time(process.pid) + 1)
+    record(
+        paths, "spark", pid=process.pid, marker="sleep", start_time=stat_start_time(process.pid) + 1
+    )
     assert stack.read_pid(paths, "spark") is None
     assert stack.stop(paths, "spark") is False
     time.sleep(0.3)
@@ -198,16 +220,24 @@ def test_pid_file_without_start_time_is_not_trusted(paths, sleeper, capsys):
     time.sleep(0.3)
     assert process.poll() is None, "down killed a process the stack did not start"
     err = capsys.readouterr().err
-    assert "predates start-time tracking" in err and f"not stopping or reporting PID {process.pid}" in err
+    assert (
+        "predates start-time tracking" in err
+        and f"not stopping or reporting PID {process.pid}" in err
+    )
     assert "envoy: left alone" in err
 
 
 def kernel_thread():
     """A live PID with an empty command line: kthreadd (PID 2) on most Linux machines."""
-    candidates = ["2"] + sorted((p.name for p in Path("/proc").iterdir() if p.name.isdigit()), key=int)
+    candidates = ["2"] + sorted(
+        (p.name for p in Path("/proc").iterdir() if p.name.isdigit()), key=int
+    )
     for pid in candidates:
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes() == b"" and stat_start_time(pid) is not None:
+            if (
+                Path(f"/proc/{pid}/cmdline").read_bytes() == b""
+                and stat_start_time(pid) is not None
+            ):
                 state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
                 if state != "Z":
                     return int(pid)
@@ -228,7 +258,9 @@ def test_empty_command_line_is_never_ours(paths, monkeypatch, capsys):
     monkeypatch.setattr(stack, "port_open", lambda *args, **kwargs: False)
     (paths.run / "upstream.json").write_text(json.dumps(["spark.internal", 15002]))
     assert stack.cmd_status(paths) == 3
-    [row] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("envoy")]
+    [row] = [
+        line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("envoy")
+    ]
     assert "stopped" in row and f"pid {pid}" not in row
 
 
@@ -266,3 +298,29 @@ def test_a_process_named_with_spaces_and_parentheses_is_still_recognised(paths, 
 def test_start_time_parses_a_hostile_command_name():
     line = "4242 (a) 1 2 (b) ) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1 2 3\n"
     assert stack.parse_stat(line) == ("S", 4242, 987654)
+
+
+def test_stop_needs_only_the_run_directory(tmp_path):
+    # restart_envoy (tests/helpers.py) stops the stack's Envoy this way, with every check of stop.
+    paths = stack.Paths(tmp_path)
+    pid = stack.start(paths, "envoy", ["sleep", "120"], "sleep")
+    try:
+        assert stack.stop(stack.Paths(tmp_path), "envoy") is True
+        assert not stack.alive(pid) and not paths.pid_file("envoy").exists()
+        assert stack.stop(stack.Paths(tmp_path), "envoy") is False
+    finally:
+        if stack.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this process: reap it
+
+
+def test_spark_version_is_the_deploy_pin(tmp_path):
+    pins = (ROOT / "deploy/requirements.txt").read_text()
+    assert f"\npyspark[connect,sql]=={stack.SPARK_VERSION}\n" in pins
+    (tmp_path / "requirements.txt").write_text(
+        "pyspark-client==1.0\n# pyspark==0.1\nenvoy-server==1.40.0\n"
+    )
+    with pytest.raises(ValueError, match="pins no pyspark==VERSION"):
+        stack.server_version(tmp_path / "requirements.txt")
+    (tmp_path / "requirements.txt").write_text("pyspark==9.8.7 ; python_version >= '3.11'\n")
+    assert stack.server_version(tmp_path / "requirements.txt") == "9.8.7"

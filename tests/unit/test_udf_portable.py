@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 import pytest
-
 from helpers import pyenv_python
+
 from pyspark_web.udf import FunctionNotPortable, serialize, set_worker_python
 from pyspark_web.udf.pickler import dumps
 
@@ -109,10 +109,19 @@ def load_elsewhere(version, payloads, code):
     """Unpickle payloads in another CPython (without pyspark-web) and run ``code``."""
     python = pyenv_python(version)
     if python is None:
-        pytest.fail(f"CPython {version} is missing from pyenv; the portable path is tested against it")
-    program = "import pickle, sys\npayloads = pickle.loads(sys.stdin.buffer.read())\n" + textwrap.dedent(code)
-    result = subprocess.run([str(python), "-I", "-c", program], input=pickle.dumps(payloads, protocol=4),
-                            capture_output=True, timeout=60)
+        pytest.fail(
+            f"CPython {version} is missing from pyenv; the portable path is tested against it"
+        )
+    program = (
+        "import pickle, sys\npayloads = pickle.loads(sys.stdin.buffer.read())\n"
+        + textwrap.dedent(code)
+    )
+    result = subprocess.run(
+        [str(python), "-I", "-c", program],
+        input=pickle.dumps(payloads, protocol=4),
+        capture_output=True,
+        timeout=60,
+    )
     return result
 
 
@@ -121,14 +130,18 @@ def test_functions_run_on_another_minor_version(user, version):
     functions = {name: eval(expr, user) for name, (expr, _) in CALLS.items()}
     expected = {name: repr(functions[name](*args)) for name, (_, args) in CALLS.items()}
     payloads = {name: (dumps(functions[name], version), args) for name, (_, args) in CALLS.items()}
-    result = load_elsewhere(version, payloads, """
+    result = load_elsewhere(
+        version,
+        payloads,
+        """
         import json
         out = {}
         for name, (payload, args) in payloads.items():
             out[name] = repr(pickle.loads(payload)(*args))
         assert "pyspark_web" not in sys.modules
         print(json.dumps(out))
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr.decode()
     import json
 
@@ -139,10 +152,14 @@ def test_functions_run_on_another_minor_version(user, version):
 def test_udtf_class_with_super_static_and_property(user, version):
     handler = user["Handler"]
     expected = repr((list(handler().eval(5)), handler().name, handler.__name__))
-    result = load_elsewhere(version, {"cls": dumps(handler, version)}, """
+    result = load_elsewhere(
+        version,
+        {"cls": dumps(handler, version)},
+        """
         cls = pickle.loads(payloads["cls"])
         print(repr((list(cls().eval(5)), cls().name, cls.__name__)))
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == expected
 
@@ -192,7 +209,9 @@ def test_declared_version_is_checked():
 
 def test_no_source_names_the_function_and_the_fixes():
     namespace = {"__name__": "__main__"}
-    exec("square = lambda x: x * x", namespace)  # no file: what runPythonAsync does without a filename
+    exec(
+        "square = lambda x: x * x", namespace
+    )  # no file: what runPythonAsync does without a filename
     with pytest.raises(FunctionNotPortable) as error:
         dumps(namespace["square"], "3.12")
     message = str(error.value)
@@ -203,7 +222,15 @@ def test_no_source_names_the_function_and_the_fixes():
 
 def test_syntax_the_workers_cannot_compile_names_both_versions(tmp_path):
     path = tmp_path / "cell.py"
-    path.write_text("def gather(xs):\n    total = 0\n    try:\n        total = sum(xs)\n    except* ValueError:\n        total = -1\n    return total\n")
+    path.write_text(
+        "def gather(xs):\n"
+        "    total = 0\n"
+        "    try:\n"
+        "        total = sum(xs)\n"
+        "    except* ValueError:\n"
+        "        total = -1\n"
+        "    return total\n"
+    )
     namespace = {"__name__": "__main__"}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     with pytest.raises(FunctionNotPortable) as error:
@@ -216,7 +243,15 @@ def test_syntax_the_workers_cannot_compile_names_both_versions(tmp_path):
 def test_workers_name_the_function_when_they_cannot_compile_it(tmp_path):
     # The client's check is ast's best effort; what slips through is named on the workers.
     path = tmp_path / "cell.py"
-    path.write_text("def gather(xs):\n    total = 0\n    try:\n        total = sum(xs)\n    except* ValueError:\n        total = -1\n    return total\n")
+    path.write_text(
+        "def gather(xs):\n"
+        "    total = 0\n"
+        "    try:\n"
+        "        total = sum(xs)\n"
+        "    except* ValueError:\n"
+        "        total = -1\n"
+        "    return total\n"
+    )
     namespace = {"__name__": "__main__"}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     payload = dumps(namespace["gather"], "3.13")  # declared newer than the Python loading it
@@ -234,7 +269,9 @@ def test_unpicklable_capture_names_the_function(tmp_path):
     path.write_text("def locked(x):\n    with LOCK:\n        return x\n")
     namespace = {"__name__": "__main__", "LOCK": threading.Lock()}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
-    with pytest.raises(FunctionNotPortable, match=r"'locked' .* captures something that cannot be sent"):
+    with pytest.raises(
+        FunctionNotPortable, match=r"'locked' .* captures something that cannot be sent"
+    ):
         dumps(namespace["locked"], "3.12")
 
 
@@ -243,7 +280,9 @@ def test_workers_quote_the_users_lines_in_tracebacks(user, tmp_path):
     path.write_text("\n\ndef risky(x):\n    return 10 // x  # the user's line\n")
     namespace = {"__name__": "__main__"}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
-    result = load_elsewhere("3.12", {"f": dumps(namespace["risky"], "3.12")}, "pickle.loads(payloads['f'])(0)")
+    result = load_elsewhere(
+        "3.12", {"f": dumps(namespace["risky"], "3.12")}, "pickle.loads(payloads['f'])(0)"
+    )
     stderr = result.stderr.decode()
     assert f'File "{path}", line 4, in risky' in stderr
     assert "return 10 // x  # the user's line" in stderr
