@@ -28,6 +28,8 @@ SOURCES = [
     "README.md",
     "BENCHMARKS.md",
     "deploy/README.md",
+    "CONTRIBUTING.md",
+    "recipes/README.md",
     "meta.yaml",
     "build.sh",
     ".ci/run",
