@@ -24,7 +24,7 @@ TEST_PYTHON="${TEST_PYTHON:-python3}"
 
 # The steps of `build`, in order: `./build.sh STEP` runs step_STEP. Every other command
 # NAME runs cmd_NAME (dashes as underscores); usage lists both.
-STEPS=(tools npm source wheel deps bytecode dist lite)
+STEPS=(tools npm source wheel deps dist lite)
 
 # Debian packages the build and the tests use, each with the command that proves it:
 # `setup` installs the missing ones, `test` and `demo --check` refuse to start without them.
@@ -199,8 +199,7 @@ step_wheel() {
   local hash stage="$BUILD/recipes/pyspark-web"
   need "$(sdist_path)" source
   need node_modules/pyodide/pyodide-lock.json npm
-  hash="$(cd "$ROOT" && find meta.yaml patches packaging pyspark_web tools/pyodide_root.py \
-    tools/add_bytecode.py tools/compile_in_pyodide.mjs package-lock.json \
+  hash="$(cd "$ROOT" && find meta.yaml patches packaging pyspark_web tools/pyodide_root.py package-lock.json \
     -type f ! -name '*.pyc' | sort | xargs cat | sha256sum | cut -c1-16)"
   if stamp_ok "$BUILD/wheel.stamp" "$hash" && [[ -n "$(wheel_path)" ]]; then return; fi
   say "wheel: pyodide-build recipe meta.yaml -> pyspark-web wheel"
@@ -257,13 +256,6 @@ print(info["abi_version"], ".".join(info["python"].split(".")[:2]))' "$lock")
     --platform "pyemscripten_${abi}_wasm32" --python-version "$python" --implementation cp \
     -d "$BUILD/wheels" -r dist-wheels.txt
   echo "$hash" >"$BUILD/wheels/.stamp"
-}
-
-step_bytecode() {
-  need "$BUILD/wheels/.stamp" deps
-  [[ -n "$(wheel_path)" ]] || die "no pyspark-web wheel under build/recipes/; run ./build.sh wheel (or ./build.sh) first"
-  # Leaves a wheel that already has its bytecode as it is.
-  py tools/add_bytecode.py "$(wheel_path)" "$BUILD"/wheels/*.whl
 }
 
 step_dist() {
