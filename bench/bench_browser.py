@@ -20,17 +20,7 @@ from selenium.webdriver.chrome.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import CHROME_FLAGS  # noqa: E402
-
-TYPES = {
-    ".mjs": "text/javascript",
-    ".js": "text/javascript",
-    ".wasm": "application/wasm",
-    ".json": "application/json",
-    ".html": "text/html",
-    ".whl": "application/zip",
-    ".zip": "application/zip",
-}
+from helpers import CHROME_FLAGS, CONTENT_TYPES  # noqa: E402
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -41,7 +31,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return str(ROOT / "bench/pages" / path.lstrip("/"))
 
     def guess_type(self, path):
-        return TYPES.get(Path(str(path)).suffix, "application/octet-stream")
+        return CONTENT_TYPES.get(Path(str(path)).suffix, "application/octet-stream")
 
     def log_message(self, *args):
         pass

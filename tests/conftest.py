@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import BUILD_SH, DIST, ROOT
+from helpers import BUILD_SH, DIST, PYODIDE_IPYTHON, ROOT, ensure_venv, pyenv_python
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,6 +38,24 @@ def lock():
 def wheel(lock):
     """The pyspark-web wheel in dist/."""
     return DIST / lock["packages"]["pyspark-web"]["file_name"]
+
+
+@pytest.fixture(scope="session")
+def ipython_313(wheel):
+    """A venv of pyenv's CPython 3.13 with the wheel and Pyodide's IPython: what
+    JupyterLite's kernel runs, short of Pyodide."""
+    base = pyenv_python("3.13")
+    if base is None:
+        pytest.fail(
+            "CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)"
+        )
+    return ensure_venv(
+        "venv-ipython-3.13",
+        [wheel, PYODIDE_IPYTHON],
+        ROOT / "tools/constraints.txt",
+        reinstall=[wheel],
+        base_python=base,
+    )
 
 
 @pytest.fixture(scope="session")

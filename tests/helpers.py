@@ -153,6 +153,21 @@ def case_names(cases_file="cases.py"):
     ]
 
 
+# The IPython of Pyodide's lock (build/wheels, dist/); tests/requirements.txt pins the same
+# for Python 3.12+. The notebook tests run it on pyenv's 3.13 (conftest.ipython_313).
+PYODIDE_IPYTHON = "ipython==9.12.0"
+
+# What the pages' local static servers send as Content-Type (wasm must be application/wasm).
+CONTENT_TYPES = {
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+}
+
 # Headless Chromium as root, offline: every host name but 127.0.0.1 resolves to nothing.
 CHROME_FLAGS = [
     "--js-flags=--expose-gc",  # pytest-pyodide's default, which set_flags replaces

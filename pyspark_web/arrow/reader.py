@@ -478,14 +478,7 @@ def _decode_list(
     if data_type.kind == "map":
         items = _read_entries(child, cursor, f"{path}.{child.name}", needed)
     else:
-        items = _read_array(
-            child,
-            cursor,
-            f"{path}.{child.name}",
-            needed,
-            _UNBOUNDED,
-            f"its list's offsets need {needed}",
-        ).values
+        items = _child_values(child, cursor, path, needed, f"its list's offsets need {needed}")
     return [items[a:b] for a, b in zip(offsets, offsets[1:])]
 
 
@@ -499,9 +492,15 @@ def _read_entries(f: Field, cursor: _Cursor, path: str, needed: int) -> list[tup
     cursor.buffer(path)  # the entries' validity: entries are never null
     key, value = f.type.children
     context = f"its map has {length} entries"
-    keys = _read_array(key, cursor, f"{path}.{key.name}", length, _UNBOUNDED, context).values
-    values = _read_array(value, cursor, f"{path}.{value.name}", length, _UNBOUNDED, context).values
+    keys = _child_values(key, cursor, path, length, context)
+    values = _child_values(value, cursor, path, length, context)
     return list(zip(keys, values))
+
+
+def _child_values(child: Field, cursor: _Cursor, path: str, needed: int, why: str) -> list[Any]:
+    """The values of a nested column, which must have at least ``needed`` (``why`` says
+    who needs them) and may have more."""
+    return _read_array(child, cursor, f"{path}.{child.name}", needed, _UNBOUNDED, why).values
 
 
 def _decode_fixed_list(
@@ -511,14 +510,7 @@ def _decode_fixed_list(
     if not size:
         cursor.limits.rows_without_data(length, f"Arrow fixed_size_list[0] column {path!r}")
     needed = size * length
-    items = _read_array(
-        child,
-        cursor,
-        f"{path}.{child.name}",
-        needed,
-        _UNBOUNDED,
-        f"its fixed-size lists need {needed}",
-    ).values
+    items = _child_values(child, cursor, path, needed, f"its fixed-size lists need {needed}")
     return [items[i * size : (i + 1) * size] for i in range(length)]
 
 
@@ -532,9 +524,7 @@ def _decode_struct(
     context = f"its struct has {length} rows"
     columns = []
     for child in fields:
-        values = _read_array(
-            child, cursor, f"{path}.{child.name}", length, _UNBOUNDED, context
-        ).values
+        values = _child_values(child, cursor, path, length, context)
         columns.append(values if len(values) == length else values[:length])
     names = [child.name for child in fields]
     return [dict(zip(names, row)) for row in zip(*columns)]

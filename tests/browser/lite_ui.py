@@ -10,24 +10,14 @@ import json
 import tempfile
 import time
 
+from helpers import CHROME_FLAGS
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 LAB = "http://127.0.0.1:8000/lite/lab/index.html"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Every host but 127.0.0.1 resolves to nothing: a CDN fallback fails instead of hiding.
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
+# pytest-pyodide adds these two for its own browsers; here the driver is ours.
+FLAGS = ["--headless=new", "--no-sandbox", *CHROME_FLAGS]
 
 PANEL = "window.jupyterapp.shell.currentWidget"
 KERNEL_IDLE = (

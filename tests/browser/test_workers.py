@@ -15,21 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import CHROME_FLAGS, DIST
+from helpers import CHROME_FLAGS, CONTENT_TYPES, DIST
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 pytestmark = pytest.mark.usefixtures("stack")
 PAGES = Path(__file__).resolve().parent / "pages"
-TYPES = {
-    ".mjs": "text/javascript",
-    ".js": "text/javascript",
-    ".wasm": "application/wasm",
-    ".json": "application/json",
-    ".html": "text/html",
-    ".whl": "application/zip",
-    ".zip": "application/zip",
-}
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -45,7 +36,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         return str(PAGES / "missing")
 
     def guess_type(self, path):
-        return TYPES.get(Path(str(path)).suffix, "application/octet-stream")
+        return CONTENT_TYPES.get(Path(str(path)).suffix, "application/octet-stream")
 
     def end_headers(self):
         if self.isolated:

@@ -19,14 +19,13 @@ import pytest
 
 pytest.importorskip("IPython")
 
-from helpers import ROOT, ensure_venv, pyenv_python, run_python  # noqa: E402
+from helpers import run_python  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from IPython.utils.capture import capture_output  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("stack")
 
 URL = "http://127.0.0.1:8081"
-PYODIDE_IPYTHON = "ipython==9.12.0"  # Pyodide's lock; see tests/unit/test_notebook_ipython.py
 FORMATTER_CRASH = "Unexpected exception formatting exception"
 HANDLER_CRASH = "Custom TB Handler failed"
 JVM_SWITCH = "spark.sql.pyspark.jvmStacktrace.enabled"
@@ -173,22 +172,6 @@ def test_spark_connect_grpc_exception(shell):
     assert re.search(r"^error class +USER_RAISED_EXCEPTION$", text, re.M)
     assert re.search(rf"^SQL state +{error.getSqlState()}$", text, re.M)
     assert "\tat org.apache.spark" not in text
-
-
-@pytest.fixture(scope="module")
-def ipython_313(wheel):
-    base = pyenv_python("3.13")
-    if base is None:
-        pytest.fail(
-            "CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)"
-        )
-    return ensure_venv(
-        "venv-ipython-3.13",
-        [wheel, PYODIDE_IPYTHON],
-        ROOT / "tools/constraints.txt",
-        reinstall=[wheel],
-        base_python=base,
-    )
 
 
 # The UDF fails inside a triple-quoted string; the workers' traceback quotes that line.

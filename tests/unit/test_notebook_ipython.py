@@ -24,15 +24,12 @@ import pytest
 
 pytest.importorskip("IPython")
 
-from helpers import ROOT, ensure_venv, pyenv_python, run_python  # noqa: E402
+from helpers import PYODIDE_IPYTHON, ROOT, run_python  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from IPython.utils.capture import capture_output  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
-# The IPython of Pyodide's lock (build/wheels, dist/); tests/requirements.txt pins the same
-# for Python 3.12+.
-PYODIDE_IPYTHON = "ipython==9.12.0"
 DEAD_URL = "http://127.0.0.1:9"  # nothing listens: a refused connection fails at once
 FORMATTER_CRASH = "Unexpected exception formatting exception"
 HANDLER_CRASH = "Custom TB Handler failed"
@@ -328,22 +325,6 @@ for cell in json.loads(CELLS):
         shell.user_ns["message"] = TRACEBACK.format(cell=cell_file)
 print(json.dumps(outputs))
 """
-
-
-@pytest.fixture(scope="module")
-def ipython_313(wheel):
-    base = pyenv_python("3.13")
-    if base is None:
-        pytest.fail(
-            "CPython 3.13 is missing: install it with pyenv (JupyterLite's IPython needs 3.12+)"
-        )
-    return ensure_venv(
-        "venv-ipython-3.13",
-        [wheel, PYODIDE_IPYTHON],
-        ROOT / "tools/constraints.txt",
-        reinstall=[wheel],
-        base_python=base,
-    )
 
 
 def test_ipython_pins_follow_pyodide(lock):

@@ -220,17 +220,21 @@ def test_no_source_names_the_function_and_the_fixes():
     assert "pyodide.runPythonAsync(code, {filename: 'main.py'})" in message
 
 
+# except* (Python 3.11+): a function that Python 3.10 workers cannot compile.
+EXCEPT_STAR = (
+    "def gather(xs):\n"
+    "    total = 0\n"
+    "    try:\n"
+    "        total = sum(xs)\n"
+    "    except* ValueError:\n"
+    "        total = -1\n"
+    "    return total\n"
+)
+
+
 def test_syntax_the_workers_cannot_compile_names_both_versions(tmp_path):
     path = tmp_path / "cell.py"
-    path.write_text(
-        "def gather(xs):\n"
-        "    total = 0\n"
-        "    try:\n"
-        "        total = sum(xs)\n"
-        "    except* ValueError:\n"
-        "        total = -1\n"
-        "    return total\n"
-    )
+    path.write_text(EXCEPT_STAR)
     namespace = {"__name__": "__main__"}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     with pytest.raises(FunctionNotPortable) as error:
@@ -243,15 +247,7 @@ def test_syntax_the_workers_cannot_compile_names_both_versions(tmp_path):
 def test_workers_name_the_function_when_they_cannot_compile_it(tmp_path):
     # The client's check is ast's best effort; what slips through is named on the workers.
     path = tmp_path / "cell.py"
-    path.write_text(
-        "def gather(xs):\n"
-        "    total = 0\n"
-        "    try:\n"
-        "        total = sum(xs)\n"
-        "    except* ValueError:\n"
-        "        total = -1\n"
-        "    return total\n"
-    )
+    path.write_text(EXCEPT_STAR)
     namespace = {"__name__": "__main__"}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     payload = dumps(namespace["gather"], "3.13")  # declared newer than the Python loading it
