@@ -16,12 +16,9 @@ import re
 import sys
 
 import pytest
-
-pytest.importorskip("IPython")
-
-from helpers import run_python  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
+from helpers import run_python
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 pytestmark = pytest.mark.usefixtures("stack")
 

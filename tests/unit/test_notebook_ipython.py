@@ -21,12 +21,9 @@ import sys
 import warnings
 
 import pytest
-
-pytest.importorskip("IPython")
-
-from helpers import PYODIDE_IPYTHON, ROOT, run_python  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
+from helpers import PYODIDE_IPYTHON, ROOT, run_python
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
 
 pytestmark = pytest.mark.unit
 
