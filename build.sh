@@ -61,6 +61,9 @@ usage: ./build.sh [COMMAND]
                  when all are up)
   down           stop what up started (recorded PIDs under build/run/)
   clean          remove what the build made: build/, dist/, node_modules/
+  bench NAME [ARGS]
+                 build, then run the benchmark bench/bench_<NAME>.py against the running
+                 stack (not part of the tests), e.g. ./build.sh bench browser
   lint           ruff (lint and format check, ruff.toml) on our code; upstream's flake8 and
                  black on the lines patches/ adds, and no patch changing another's lines
                  (tools/lint_patches.py, on a fresh tree in build/lint-tree)
@@ -263,10 +266,15 @@ step_dist() {
   need node_modules/pyodide/pyodide-lock.json npm
   need "$BUILD/wheels/.stamp" deps
   [[ -n "$(wheel_path)" ]] || die "no pyspark-web wheel under build/recipes/; run ./build.sh wheel (or ./build.sh) first"
-  hash="$( (cat "$(wheel_path)" "$BUILD"/wheels/*.whl tools/assemble_dist.py package-lock.json examples/*) | sha256sum | cut -c1-16)"
+  local official=() name kept="${PYSPARK_WEB_OFFICIAL:-}"
+  # PYSPARK_WEB_OFFICIAL=protobuf: keep the official (CDN) entry of these packages instead of
+  # our wheels; for sites with internet access (README, "Start-up and protobuf").
+  for name in ${kept//,/ }; do official+=(--official "$name"); done
+  hash="$( (cat "$(wheel_path)" "$BUILD"/wheels/*.whl tools/assemble_dist.py package-lock.json examples/*
+    echo "$kept") | sha256sum | cut -c1-16)"
   stamp_ok "$DIST/.stamp" "$hash" && [[ -f "$DIST/pyodide-lock.json" ]] && return
   say "dist: Pyodide core + wheels + pyodide-lock.json"
-  run py tools/assemble_dist.py node_modules/pyodide "$DIST" "$(wheel_path)" "$BUILD"/wheels/*.whl
+  run py tools/assemble_dist.py "${official[@]}" node_modules/pyodide "$DIST" "$(wheel_path)" "$BUILD"/wheels/*.whl
   echo "$hash" >"$DIST/.stamp"
   say "dist: $(find "$DIST" -name '*.whl' | wc -l) wheels, $(du -sh "$DIST" | cut -f1) in dist/"
 }
@@ -449,6 +457,23 @@ cmd_demo() {
     SE_CHROMEDRIVER="${SE_CHROMEDRIVER:-/usr/bin/chromedriver}" SE_OFFLINE=true \
       run "$TEST_VENV/bin/python" tools/demo_check.py --screenshot "$BUILD/demo.png"
   fi
+}
+
+# bench NAME [ARGS]: the benchmark bench/bench_<NAME>.py on the running stack, with the test
+# venv's Python (the benchmarks that need another interpreter say so in their docstrings).
+# Not part of the tests: numbers go to BENCHMARKS.md.
+cmd_bench() {
+  local name="${1:-}" available
+  available="$(cd bench && ls bench_*.py | sed 's/^bench_//; s/\.py$//' | tr '\n' ' ')"
+  [[ -n "$name" && -f "bench/bench_$name.py" ]] ||
+    die "usage: ./build.sh bench NAME [ARGS], NAME one of: ${available% }"
+  shift
+  require_system "./build.sh bench"
+  cmd_build
+  step_testenv
+  cmd_status >/dev/null 2>&1 || die "the stack is not up: run ./build.sh up first"
+  SE_CHROMEDRIVER="${SE_CHROMEDRIVER:-/usr/bin/chromedriver}" SE_OFFLINE=true \
+    run "$TEST_VENV/bin/python" "bench/bench_$name.py" "$@"
 }
 
 # ---------------------------------------------------------------- maintenance

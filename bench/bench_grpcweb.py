@@ -1,6 +1,6 @@
 """Native gRPC versus pyspark-web (grpc-web through Envoy) on CPython, side by side.
 
-    python bench/bench_grpcweb.py   (run by ./build.sh bench; needs ./build.sh up)
+    ./build.sh bench grpcweb   (needs ./build.sh up)
 
 Runs the same two measurements in both virtualenvs of the differential suite, one after
 the other, against the same server:

@@ -22,7 +22,14 @@ from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 from pyspark.sql.connect.grpc_compat import grpc
 
 from pyspark_web import grpcweb
-from pyspark_web.transport import Failure, Response, Transport, TransportError
+from pyspark_web.transport import (
+    Failure,
+    Response,
+    Transport,
+    TransportError,
+    can_post_in_background,
+    post_in_background,
+)
 
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 # How much of an unexpected body (an HTML error page, say) an error message quotes.
@@ -170,11 +177,39 @@ class _Call:
                 self._url, headers, self._body, self._timeout, connect_timeout=connect_within
             )
         except TransportError as error:
-            if error.kind is Failure.UNTRUSTED:
-                raise self._untrusted(str(error)) from error
-            if error.kind is Failure.UNAVAILABLE and not self._channel.contacted:
-                raise self._unreachable(str(error)) from error
-            raise self._transport_error(error) from error
+            raise self._failed(error) from error
+        return self._accept(response)
+
+    def start_in_background(
+        self, done: Callable[[Response | None, Exception | None], None]
+    ) -> None:
+        """Send the request now and return (Pyodide only); ``done(response, None)`` or
+        ``done(None, error)`` follows once the whole response has arrived."""
+
+        def arrived(outcome: Response | TransportError) -> None:
+            try:
+                if isinstance(outcome, TransportError):
+                    raise self._failed(outcome) from outcome
+                response = self._accept(outcome)
+            except Exception as error:
+                done(None, error)
+            else:
+                done(response, None)
+
+        headers = self._channel.request_headers(self._metadata, self._timeout)
+        post_in_background(self._url, headers, self._body, self._timeout, arrived)
+
+    def _failed(self, error: TransportError) -> Exception:
+        """What a call raises when its request got no response."""
+        if error.kind is Failure.UNTRUSTED:
+            return self._untrusted(str(error))
+        if error.kind is Failure.UNAVAILABLE and not self._channel.contacted:
+            return self._unreachable(str(error))
+        return self._transport_error(error)
+
+    def _accept(self, response: Response) -> Response:
+        """Check the response's headers: a status there, or a body that is not grpc-web,
+        raises."""
         self._response = response
         try:
             self._initial = [grpcweb.normalize_metadata(k, v) for k, v in response.headers.items()]
@@ -418,6 +453,91 @@ class _UnaryUnary(_MultiCallable):
     ) -> Any:
         call = self._call(grpcweb.encode_message(self._serialize(request)), timeout, metadata)
         return _single_response(call, self._deserializer)
+
+    def future(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **_: Any
+    ) -> "_CallFuture":
+        """gRPC's asynchronous form. Under Pyodide the request leaves at once and this
+        returns before the response arrives; elsewhere the call completes first."""
+        call = self._call(grpcweb.encode_message(self._serialize(request)), timeout, metadata)
+        future = _CallFuture()
+        if not can_post_in_background():
+            try:
+                future.settle(_single_response(call, self._deserializer), None)
+            except Exception as error:
+                future.settle(None, error)
+            return future
+
+        def arrived(response: Response | None, error: Exception | None) -> None:
+            if error is None:
+                try:
+                    future.settle(_single_response(call, self._deserializer), None)
+                except Exception as failure:
+                    future.settle(None, failure)
+            else:
+                future.settle(None, error)
+
+        try:
+            call.start_in_background(arrived)
+        except Exception as error:  # the request could not even be made
+            future.settle(None, error)
+        return future
+
+
+class _CallFuture:
+    """The outcome of a call made with ``future()``: grpc.Future's methods, without
+    cancellation (a request that has left is not taken back)."""
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: Any = None
+        self._error: Exception | None = None
+        self._callbacks: list[Callable[[_CallFuture], None]] = []
+
+    def settle(self, result: Any, error: Exception | None) -> None:
+        self._done, self._result, self._error = True, result, error
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def done(self) -> bool:
+        return self._done
+
+    def running(self) -> bool:
+        return not self._done
+
+    def cancel(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def _wait(self) -> None:
+        if not self._done:
+            raise TimeoutError(
+                "the response has not arrived yet; Python cannot wait for a background call "
+                "here: check done() or use add_done_callback()"
+            )
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> Exception | None:
+        self._wait()
+        return self._error
+
+    def traceback(self, timeout: float | None = None) -> Any:
+        error = self.exception(timeout)
+        return None if error is None else error.__traceback__
+
+    def add_done_callback(self, callback: Callable[["_CallFuture"], None]) -> None:
+        if self._done:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
 
 
 class _UnaryStream(_MultiCallable):

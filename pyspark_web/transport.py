@@ -9,12 +9,14 @@ Low-level failures are translated once, here, into ``TransportError`` with a kin
 channel maps to a gRPC status.
 """
 
+import asyncio
 import enum
 import http.client
+import io
 import ssl
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,3 +277,55 @@ class Transport:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def can_post_in_background() -> bool:
+    """Whether post_in_background works here: under Pyodide, where the runtime's fetch runs
+    beside Python. (On CPython a call in the background would need a thread.)"""
+    return sys.platform == "emscripten"
+
+
+# The pending background requests: the event loop keeps only weak references to tasks.
+_background: set = set()
+
+
+def post_in_background(
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    timeout: float | None,
+    done: Callable[["Response | TransportError"], None],
+) -> None:
+    """Send the request now and return at once (Pyodide only). ``done`` gets the whole
+    response, or the TransportError, later from the JavaScript event loop: when Python next
+    waits on a fetch (JSPI) or returns to JavaScript (a worker with synchronous XHR)."""
+    import js
+    from pyodide.ffi import to_js
+
+    init: dict[str, Any] = {"method": "POST", "headers": headers, "body": to_js(body)}
+    if timeout is not None:
+        init["signal"] = js.AbortSignal.timeout(max(1, int(timeout * 1000)))
+    # fetch() is called here, not in the task: the request leaves before Python goes on.
+    sent = js.fetch(url, to_js(init, dict_converter=js.Object.fromEntries))
+
+    async def arrive() -> None:
+        try:
+            reply = await sent
+            data = (await reply.arrayBuffer()).to_bytes()
+            names = {str(key).lower(): str(value) for key, value in reply.headers.entries()}
+        except Exception as error:  # JsException: a network error, or the timeout's abort
+            kind = Failure.DEADLINE if "TimeoutError" in str(error) else Failure.UNAVAILABLE
+            done(TransportError(kind, f"HTTP request failed: {error}"))
+            return
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(data),
+            headers=names,
+            status=reply.status,
+            preload_content=False,
+            decode_content=False,
+        )
+        done(Response(reply.status, names, raw))
+
+    task = asyncio.ensure_future(arrive())
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -14,14 +14,18 @@ lockfile and rewrites it in one of two ways:
 The base URL of the official distribution is read from the npm package's ``pyodide.mjs``
 (its built-in default), never written down here.
 
-Usage: python tools/assemble_dist.py CORE_DIR DIST_DIR WHEEL [WHEEL ...]
+``--official NAME`` (repeatable) keeps the official entry of a package that a wheel here
+would replace: a site with internet access can take the official compiled protobuf (upb)
+instead of the pure-Python wheel (see README, "Start-up and protobuf").
+
+Usage: python tools/assemble_dist.py [--official NAME ...] CORE_DIR DIST_DIR WHEEL [WHEEL ...]
 """
 
+import argparse
 import hashlib
 import json
 import re
 import shutil
-import sys
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -116,7 +120,9 @@ def wheel_entry(wheel: Path, environment: dict[str, str]) -> dict:
     }
 
 
-def assemble(core_dir: Path, dist: Path, wheels: list[Path]) -> None:
+def assemble(
+    core_dir: Path, dist: Path, wheels: list[Path], official: frozenset[str] = frozenset()
+) -> None:
     if dist.exists():
         shutil.rmtree(dist)
     dist.mkdir(parents=True)
@@ -133,7 +139,12 @@ def assemble(core_dir: Path, dist: Path, wheels: list[Path]) -> None:
         if "://" not in entry["file_name"]:
             entry["file_name"] = base_url + entry["file_name"]
 
+    unknown = sorted(name for name in official if name not in packages)
+    if unknown:
+        raise SystemExit(f"error: --official {', '.join(unknown)}: not in Pyodide's lockfile")
     for wheel in wheels:
+        if canonicalize_name(parse_wheel_filename(wheel.name)[0]) in official:
+            continue
         shutil.copyfile(wheel, dist / wheel.name)
         entry = wheel_entry(dist / wheel.name, environment)
         key = canonicalize_name(entry["name"])
@@ -161,6 +172,11 @@ def assemble(core_dir: Path, dist: Path, wheels: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4:
-        raise SystemExit(__doc__.strip().splitlines()[-1])
-    assemble(Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]])
+    parser = argparse.ArgumentParser(usage=__doc__.strip().splitlines()[-1])
+    parser.add_argument("--official", action="append", default=[])
+    parser.add_argument("core_dir", type=Path)
+    parser.add_argument("dist", type=Path)
+    parser.add_argument("wheels", type=Path, nargs="+")
+    args = parser.parse_args()
+    official = frozenset(canonicalize_name(name) for name in args.official)
+    assemble(args.core_dir, args.dist, args.wheels, official)

@@ -64,6 +64,27 @@ def test_unknown_dependency_stops_assembly(tmp_path):
         assemble_dist.assemble(CORE, tmp_path / "dist", [wheel])
 
 
+def test_a_wheel_replaces_the_official_entry_unless_it_is_kept(tmp_path):
+    official = json.loads((CORE / "pyodide-lock.json").read_text())["packages"]["protobuf"]
+    base = assemble_dist.official_base_url(CORE, "314.0.7")
+    wheel = make_wheel(tmp_path, "protobuf", "7.34.1", [], ["google/protobuf/__init__.py"])
+
+    assemble_dist.assemble(CORE, tmp_path / "ours", [wheel])
+    ours = json.loads((tmp_path / "ours/pyodide-lock.json").read_text())["packages"]["protobuf"]
+    assert ours["file_name"] == wheel.name and (tmp_path / "ours" / wheel.name).is_file()
+
+    assemble_dist.assemble(CORE, tmp_path / "kept", [wheel], frozenset({"protobuf"}))
+    kept = json.loads((tmp_path / "kept/pyodide-lock.json").read_text())["packages"]["protobuf"]
+    assert kept["file_name"] == base + official["file_name"]
+    assert kept["sha256"] == official["sha256"] and "wasm32" in kept["file_name"]
+    assert not (tmp_path / "kept" / wheel.name).exists()
+
+
+def test_keeping_an_official_entry_that_does_not_exist_stops_assembly(tmp_path):
+    with pytest.raises(SystemExit, match="--official no-such-package: not in Pyodide's lockfile"):
+        assemble_dist.assemble(CORE, tmp_path / "dist", [], frozenset({"no-such-package"}))
+
+
 def test_offline_root_reports_the_npm_release(tmp_path):
     pyodide_root.write_root(CORE, tmp_path / "root")
     out = subprocess.run(

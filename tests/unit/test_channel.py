@@ -1,6 +1,7 @@
 """pyspark_web.channel.GrpcWebChannel end to end, against a scripted HTTP/1.1 server."""
 
 import datetime
+import io
 import ipaddress
 import socket
 import ssl
@@ -10,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -17,9 +19,11 @@ from cryptography.x509.oid import NameOID
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.grpc_compat import grpc
 
+from pyspark_web import channel as channel_module
 from pyspark_web.builder import GrpcWebChannelBuilder
-from pyspark_web.channel import GrpcWebError, ServerUnreachableError
+from pyspark_web.channel import GrpcWebChannel, GrpcWebError, ServerUnreachableError
 from pyspark_web.grpcweb import encode_message, encode_messages
+from pyspark_web.transport import Failure, Response, TransportError
 
 METHOD = "/spark.connect.SparkConnectService/Echo"
 GRPC_WEB = "application/grpc-web+proto"
@@ -159,6 +163,84 @@ def test_sequential_calls_reuse_one_connection(start):
     server, channel = start(lambda h: h.reply([encode_message(b"pong"), OK]))
     assert unary(channel) == b"pong" and unary(channel) == b"pong"
     assert len({client for *_, client in server.requests}) == 1
+
+
+# --- future(): gRPC's asynchronous form (patches/0007 sends ReleaseExecute with it) ---
+
+
+def test_future_on_cpython_completes_the_call_before_returning(start):
+    server, channel = start(lambda h: h.reply([encode_message(b"pong"), OK]))
+    call = channel.unary_unary(METHOD, response_deserializer=lambda b: b.decode().upper())
+    future = call.future(b"ping", timeout=WAIT, metadata=[("x-call", "yes")])
+    assert future.done() and future.exception() is None and future.result() == "PONG"
+    seen = []
+    future.add_done_callback(seen.append)
+    assert seen == [future]
+    assert server.requests[0][1]["x-call"] == "yes"
+
+
+def test_future_of_a_failed_call_holds_the_error(start):
+    headers = {"Content-Type": GRPC_WEB, "grpc-status": "7", "grpc-message": "no%20way"}
+    _, channel = start(lambda h: h.reply([], headers=headers))
+    future = channel.unary_unary(METHOD).future(b"ping", timeout=WAIT)
+    assert future.done()
+    assert future.exception().code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(GrpcWebError, match="no way"):
+        future.result()
+
+
+class BackgroundFetch:
+    """pyspark_web.transport.post_in_background as under Pyodide: the request is recorded,
+    and its response arrives when the test says (arrive)."""
+
+    def __init__(self, monkeypatch):
+        self.sent = []
+        monkeypatch.setattr(channel_module, "can_post_in_background", lambda: True)
+        monkeypatch.setattr(channel_module, "post_in_background", self.post)
+
+    def post(self, url, headers, body, timeout, done):
+        self.sent.append((url, headers, body, timeout, done))
+
+    def arrive(self, index, outcome):
+        self.sent[index][4](outcome)
+
+
+def response_of(body, headers=None):
+    headers = {"content-type": GRPC_WEB} if headers is None else headers
+    raw = urllib3.HTTPResponse(
+        body=io.BytesIO(body), headers=headers, status=200, preload_content=False
+    )
+    return Response(200, headers, raw)
+
+
+def test_a_background_future_settles_when_the_response_arrives(monkeypatch):
+    fetch = BackgroundFetch(monkeypatch)
+    channel = GrpcWebChannel("http://127.0.0.1:9", headers=[("authorization", "Bearer t")])
+    future = channel.unary_unary(METHOD).future(b"ping", timeout=3, metadata=[("x-k", "v")])
+    [(url, headers, body, timeout, _)] = fetch.sent
+    assert url == "http://127.0.0.1:9" + METHOD and body == encode_message(b"ping")
+    assert headers["authorization"] == "Bearer t" and headers["x-k"] == "v"
+    assert headers["grpc-timeout"] == "3000m" and timeout == 3
+    seen = []
+    future.add_done_callback(seen.append)
+    assert not future.done() and seen == []
+    with pytest.raises(TimeoutError, match="has not arrived yet"):
+        future.result()
+    fetch.arrive(0, response_of(encode_message(b"pong") + OK))
+    assert seen == [future] and future.result() == b"pong" and channel.contacted
+
+
+def test_a_background_future_holds_the_failure_that_arrives(monkeypatch):
+    fetch = BackgroundFetch(monkeypatch)
+    channel = GrpcWebChannel("http://127.0.0.1:9")
+    channel.contacted = True  # after the session's first contact
+    refused = channel.unary_unary(METHOD).future(b"a")
+    failed = channel.unary_unary(METHOD).future(b"b")
+    fetch.arrive(0, TransportError(Failure.UNAVAILABLE, "HTTP request failed: TypeError"))
+    fetch.arrive(1, response_of(b"", {"content-type": GRPC_WEB, "grpc-status": "5"}))
+    assert refused.exception().code() == grpc.StatusCode.UNAVAILABLE
+    assert "HTTP request failed: TypeError" in refused.exception().details()
+    assert failed.exception().code() == grpc.StatusCode.NOT_FOUND
 
 
 # --- responses --------------------------------------------------------------------------
