@@ -57,9 +57,19 @@ usage: ./build.sh [COMMAND]
                  e.g. ./build.sh up --master 'local[4]' --conf spark.sql.shuffle.partitions=4
                  --python X.Y: the Python that Spark's Python workers (UDFs) run, from those
                  on the machine (default: python3, or the one of the stack that runs)
-  status         report each part of the stack and the workers' Python (exit 0 only
-                 when all are up)
-  down           stop what up started (recorded PIDs under build/run/)
+                 --prod: also run deploy/envoy.prod.yaml beside it, in front of the same
+                 Spark: TLS and JWT, grpc-web https://127.0.0.1:8443, dist/ on :8444, admin
+                 :9902; a CA, certificate and signing key generated into build/prod/
+                 --workers N [--worker-cores C] [--worker-memory M]: run Spark Connect on a
+                 standalone cluster on 127.0.0.1 instead of local[2] (tools/cluster.py): a
+                 master (spark://127.0.0.1:7077, UI :8080) and N workers of 1 core and 1g
+                 each unless given; a bare up keeps the cluster that runs
+  prod-token [--sub NAME] [--expires SECONDS]
+                 print a JWT that the prod Envoy of up --prod accepts, signed by its key
+                 (subject local-user unless --sub; connect with user_id set to it)
+  status         report each part of the stack and the workers' Python, and the prod
+                 Envoy when it runs (exit 0 only when all are up)
+  down           stop what up started (recorded PIDs under build/run/ and build/prod/)
   clean          remove what the build made: build/, dist/, node_modules/
   bench NAME [ARGS]
                  build, then run the benchmark bench/bench_<NAME>.py against the running
@@ -291,7 +301,7 @@ step_lite() {
   mkdir -p "$stage/static/pyodide" "$stage/pypi"
   cp -R lite/jupyter-lite.json lite/files "$stage/"
   # The kernel boots the same Pyodide, with the same lockfile and wheels, as dist/.
-  find "$DIST" -maxdepth 1 -type f ! -name .stamp -exec cp {} "$stage/static/pyodide/" \;
+  find "$DIST" -maxdepth 1 -type f ! -name .stamp ! -name index.html -exec cp {} "$stage/static/pyodide/" \;
   # %pip install (piplite) finds pyspark-web here too.
   cp "$DIST"/pyspark_web-*.whl "$stage/pypi/"
   (cd "$stage" && run "$LITE_VENV/bin/jupyter" lite build --output-dir "$DIST/lite" >"$BUILD/lite.log" 2>&1) ||
@@ -405,13 +415,19 @@ cmd_up() {
 }
 
 stack_tool() { # stack_tool COMMAND [ARGS]: tools/stack.py on a stack that up set up
+  stack_tool_python tools/stack.py "$@"
+}
+
+stack_tool_python() { # stack_tool_python SCRIPT [ARGS]: a tool, once up has made the venv
   [[ -x "$VENV/bin/python" ]] || die "the stack was never set up; run ./build.sh up"
-  py tools/stack.py "$@"
+  py "$@"
 }
 
 cmd_status() { stack_tool status "$@"; }
 
 cmd_down() { stack_tool down "$@"; }
+
+cmd_prod_token() { stack_tool_python tools/prod_keys.py token "$@"; }
 
 # ---------------------------------------------------------------- tests and the demo
 

@@ -142,7 +142,7 @@ class GrpcWebChannelBuilder(DefaultChannelBuilder):
 
     >>> from pyspark.sql.connect.session import SparkSession
     >>> spark = SparkSession.builder.channelBuilder(
-    ...     GrpcWebChannelBuilder("https://spark.example.com", ca_certs="/etc/ssl/corp.pem")
+    ...     GrpcWebChannelBuilder("https://spark.example.com:8443", ca_certs="/etc/ssl/corp.pem")
     ... ).getOrCreate()
     """
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import BUILD_SH, DIST, PYODIDE_IPYTHON, ROOT, ensure_venv, pyenv_python
+from helpers import BUILD, BUILD_SH, DIST, PYODIDE_IPYTHON, ROOT, ensure_venv, pyenv_python, tool
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,6 +56,22 @@ def ipython_313(wheel):
         reinstall=[wheel],
         base_python=base,
     )
+
+
+@pytest.fixture(scope="session")
+def prod_stack(stack):
+    """`./build.sh up --prod`'s Envoy beside the dev stack; started here (and stopped at
+    the end, by its recorded PID) unless it already runs. Its directory, build/prod."""
+    stack_tool = tool("stack")
+    prod = stack_tool.Paths(BUILD / "prod")
+    if stack_tool.read_pid(prod, "envoy"):
+        yield prod.run
+        return
+    subprocess.run([BUILD_SH, "up", "--prod"], check=True)
+    try:
+        yield prod.run
+    finally:
+        stack_tool.stop(prod, "envoy")
 
 
 @pytest.fixture(scope="session")

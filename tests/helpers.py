@@ -22,6 +22,18 @@ def _upstream_version():
 STOCK_CLIENT = f"pyspark-client=={_upstream_version()}"
 
 
+def stack_venv() -> Path:
+    """build/venv-stack-X.Y of the running stack (its Spark, Envoy and workers' Python);
+    the machine's python3 (which runs the tests) picks X.Y when none runs."""
+    import json
+    import sys
+
+    try:
+        return Path(json.loads((BUILD / "run/python.json").read_text())["python"]).parent.parent
+    except FileNotFoundError:
+        return BUILD / "venv-stack-{}.{}".format(*sys.version_info[:2])
+
+
 def run_python(python, code, check=True):
     """Run code in another interpreter; return the completed process (text mode)."""
     result = subprocess.run(
@@ -192,16 +204,20 @@ def restart_stack():
     subprocess.run([BUILD_SH, "up", "--python", version], check=True, capture_output=True)
 
 
-def restart_envoy(down_seconds=0.5):
-    """Stop the stack's Envoy with tools/stack.py's own code (which signals the recorded
-    process group only while it is still the Envoy that up started), then start it again
-    with ./build.sh up."""
+def restart_part(part, down_seconds=0.5):
+    """Stop one part of the stack ("envoy" or "spark") with tools/stack.py's own code (which
+    signals the recorded process group only while it is still the one that up started),
+    then start it again with ./build.sh up, which returns once the stack is ready."""
     import time
 
     stack = tool("stack")
-    if not stack.stop(stack.Paths(BUILD / "run"), "envoy"):
+    if not stack.stop(stack.Paths(BUILD / "run"), part):
         raise AssertionError(
-            "the stack's Envoy is not running (build/run/envoy.pid); nothing was restarted"
+            f"the stack's {part} is not running (build/run/{part}.pid); nothing was restarted"
         )
     time.sleep(down_seconds)  # clients now see connections refused, and retry
     subprocess.run([BUILD_SH, "up"], check=True, capture_output=True)
+
+
+def restart_envoy(down_seconds=0.5):
+    restart_part("envoy", down_seconds)

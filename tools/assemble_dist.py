@@ -48,6 +48,23 @@ CORE_FILES = (
     "package.json",
 )
 
+# What the static host answers at "/": the ways in, with relative links, so that it works
+# wherever dist/ is served.
+INDEX_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>pyspark-web</title>
+<h1>pyspark-web</h1>
+<p>PySpark's Spark Connect client in the browser: pyspark-web {version} on Pyodide {pyodide}.</p>
+<ul>
+  <li><a href="./lite/lab/index.html?path=demo.ipynb">The demo notebook</a> (JupyterLite)</li>
+  <li><a href="examples/pyspark.html">A plain page</a> that loads Pyodide and PySpark with a
+    <code>&lt;script&gt;</code></li>
+  <li><a href="pyodide-lock.json">pyodide-lock.json</a>: this site as a package index, from
+    any origin: <code>loadPyodide({{ lockFileURL: "&lt;this site&gt;/pyodide-lock.json" }})</code>,
+    then <code>loadPackage("pyspark-web")</code></li>
+</ul>
+"""
+
 
 def official_base_url(core_dir: Path, version: str) -> str:
     """The package base URL that pyodide.mjs falls back to, for this version."""
@@ -169,6 +186,9 @@ def assemble(
 
     lock["packages"] = dict(sorted(packages.items()))
     (dist / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    (dist / "index.html").write_text(
+        INDEX_PAGE.format(pyodide=version, version=packages.get("pyspark-web", {}).get("version"))
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Run the demo notebook in the real JupyterLite UI, in headless Chromium, offline.
 
-    python tools/demo_check.py [--url URL] [--screenshot PNG] [--json OUT]
+    python tools/demo_check.py [--url URL] [--screenshot PNG] [--json OUT] [--spki-pin PIN]
 
 Opens the notebook in JupyterLab (served by ./build.sh up under /lite/), runs its code
 cells one after the other through JupyterLab's own commands, prints each cell's output,
@@ -8,6 +8,9 @@ and exits non-zero if a cell fails, a cell does not finish, or the page requeste
 anything outside 127.0.0.1. Also prints the time from page load to the kernel being
 ready, to the package install, and to the first Spark result.
 Needs selenium and Debian's chromium + chromedriver (./build.sh test's venv has them).
+``--spki-pin`` makes Chromium trust one more server certificate (base64 SHA-256 of its
+public key, tools/prod_keys.py's spki_pin): the prod site of ``./build.sh up --prod``,
+whose URL carries the token in its fragment (``#token=...``).
 """
 
 import argparse
@@ -87,10 +90,11 @@ def output_text(outputs):
     return "".join(parts).rstrip("\n")
 
 
-def run(url, screenshot):
+def run(url, screenshot, spki_pin=None):
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp()}"]:
+    trust = [f"--ignore-certificate-errors-spki-list={spki_pin}"] if spki_pin else []
+    for flag in [*FLAGS, *trust, f"--user-data-dir={tempfile.mkdtemp()}"]:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     report = {"cells": [], "timings": {}, "foreign_requests": []}
@@ -182,8 +186,9 @@ def main():
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--spki-pin", help="trust the server certificate with this SPKI hash")
     args = parser.parse_args()
-    report = run(args.url, args.screenshot)
+    report = run(args.url, args.screenshot, args.spki_pin)
     failed = False
     for cell in report["cells"]:
         print(f"--- cell {cell['index']} ({cell['seconds']:.1f} s)")

@@ -2,7 +2,8 @@
 
     python tools/stack.py python [--python X.Y]
     python tools/stack.py up --spark-home DIR --envoy FILE --workers-python FILE
-                             [--upstream HOST:PORT] [SPARK-SUBMIT OPTIONS ...]
+                             [--upstream HOST:PORT] [--prod] [SPARK-SUBMIT OPTIONS ...]
+                             [--workers N [--worker-cores C] [--worker-memory M]]
     python tools/stack.py status
     python tools/stack.py down
 
@@ -14,6 +15,10 @@ after checking that each PID is still the process that was started (same start t
 its command line names what was started), so a PID the system has handed to another
 process since is never reported or stopped. Logs, the rendered Envoy config, the Spark
 warehouse and the Hive (Derby) metastore all live under ``build/run/``.
+
+``up --prod`` also runs deploy/envoy.prod.yaml beside the dev stack, on loopback ports of
+its own (PROD_PORTS), in front of the same Spark: its keys, certificate and rendered config
+(tools/prod_keys.py), PID record and log live under ``build/prod/``.
 """
 
 import argparse
@@ -40,6 +45,14 @@ SPARK_PORT = 15002
 GRPC_WEB_PORT = 8081
 STATIC_PORT = 8000
 ADMIN_PORT = 9901
+LUA_FILTER = "envoy.filters.http.lua"  # the static host's stamp paths: its metadata key
+# `up --prod`: beside the dev ports above and the prod tests' (18443, 18444, 19901;
+# the browser tests' 18463, 18464, 19921).
+PROD_PORTS = {"grpc_web": 8443, "static": 8444, "admin": 9902}
+# The pages that may call the prod grpc-web listener: its own site, by either name the
+# certificate has.
+PROD_ORIGINS = [f"https://{name}:{PROD_PORTS['static']}" for name in (HOST, "localhost")]
+PROBE_SUBJECT = "stack-status-probe"  # sub and user_id of status's probe through prod
 SPARK_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 SPARK_READY_TIMEOUT = 180  # seconds; the JVM and the Connect plugin take ~12 s here
 ENVOY_READY_TIMEOUT = 30
@@ -70,6 +83,7 @@ class Paths:
     envoy: Path | None = None
     envoy_config: Path | None = None
     python: Path | None = None  # what Spark's Python workers run: the stack venv's python
+    prod: Path | None = None  # up --prod's directory (build/prod); None: no prod Envoy here
 
     def pid_file(self, part: str) -> Path:
         return self.run / f"{part}.pid"
@@ -250,24 +264,37 @@ def tail(path: Path, lines: int = 25) -> str:
 # ---------------------------------------------------------------- readiness
 
 
-def grpc_web_probe(port: int = GRPC_WEB_PORT) -> tuple[str | None, str]:
-    """POST an empty AnalyzePlan through Envoy; return (grpc-status, grpc-message).
+def grpc_web_probe(
+    base: str = f"http://{HOST}:{GRPC_WEB_PORT}",
+    message: bytes = b"",
+    headers: dict | None = None,
+    context=None,
+) -> tuple[str | None, str]:
+    """POST an AnalyzePlan (empty by default) through Envoy; return (grpc-status,
+    grpc-message).
 
-    Spark rejects the empty request with its own status (not UNAVAILABLE), which proves
-    the whole path: Envoy's grpc_web filter, the route, h2c to Spark, and Spark itself.
-    Envoy answers UNAVAILABLE (14) when it cannot reach Spark.
+    Spark rejects the request, which has no session id, with its own status (not
+    UNAVAILABLE), which proves the whole path: Envoy's grpc_web filter, the route, h2c to
+    Spark, and Spark itself. Envoy answers UNAVAILABLE (14) when it cannot reach Spark.
     """
     request = urllib.request.Request(
-        f"http://{HOST}:{port}/spark.connect.SparkConnectService/AnalyzePlan",
-        data=b"\x00\x00\x00\x00\x00",
-        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
+        f"{base}/spark.connect.SparkConnectService/AnalyzePlan",
+        data=b"\x00" + len(message).to_bytes(4, "big") + message,
+        headers={
+            "content-type": "application/grpc-web+proto",
+            "x-grpc-web": "1",
+            **(headers or {}),
+        },
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             status = response.headers.get("grpc-status")
             message = response.headers.get("grpc-message", "")
             body = response.read()
+    except urllib.error.HTTPError as error:
+        # A refusal by Envoy itself (401 from jwt_authn) still says why in its headers.
+        return error.headers.get("grpc-status"), error.headers.get("grpc-message", "")
     except (urllib.error.URLError, OSError) as error:
         return None, str(error)
     if status is None:
@@ -280,9 +307,54 @@ def grpc_web_probe(port: int = GRPC_WEB_PORT) -> tuple[str | None, str]:
     return status, urllib.parse.unquote(message)
 
 
-def envoy_ready() -> bool:
+def prod_probe(paths: Paths) -> tuple[str | None, str]:
+    """grpc_web_probe through the prod Envoy, over TLS with the generated CA, with a token
+    from the generated key whose sub is the request's user_id: so jwt_authn and the
+    identity check pass, and the answer is Spark's."""
+    import ssl
+
+    prod_keys = load_prod_keys()
+    token = prod_keys.TokenMaker.load(paths.prod / "jwt-key.pem", paths.prod / "envoy.yaml").token(
+        subject=PROBE_SUBJECT, expires_in=60
+    )
+    user_id = PROBE_SUBJECT.encode()
+    # AnalyzePlanRequest{user_context (2): UserContext{user_id (1)}}, encoded by hand: the
+    # tools' venv has no protobuf.
+    user_context = b"\x0a" + bytes([len(user_id)]) + user_id
+    return grpc_web_probe(
+        f"https://{HOST}:{PROD_PORTS['grpc_web']}",
+        b"\x12" + bytes([len(user_context)]) + user_context,
+        {"authorization": f"Bearer {token}"},
+        ssl.create_default_context(cafile=str(paths.prod / "ca.pem")),
+    )
+
+
+def load_cluster():
+    """tools/cluster.py (up --workers: a standalone cluster on 127.0.0.1). It imports this
+    module as `stack`, so this one is registered under that name first: one StackError."""
+    sys.modules.setdefault("stack", sys.modules[__name__])
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{ADMIN_PORT}/ready", timeout=2) as r:
+        import cluster
+    finally:
+        sys.path.pop(0)
+    return cluster
+
+
+def load_prod_keys():
+    """tools/prod_keys.py, imported only for the prod Envoy: it needs cryptography, which
+    status and down of the dev stack do without."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import prod_keys
+    finally:
+        sys.path.pop(0)
+    return prod_keys
+
+
+def envoy_ready(port: int = ADMIN_PORT) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/ready", timeout=2) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -418,6 +490,11 @@ def render_envoy_config(paths: Paths, upstream: tuple[str, int]) -> Path:
                 if http_filter["name"] == "envoy.filters.http.file_server":
                     for mapping in http_filter["typed_config"]["path_mappings"]:
                         mapping["file_path_prefix"] = str(ROOT / mapping["file_path_prefix"])
+            # The build stamps that the static host's Lua filter makes its ETags of.
+            for host in manager.get("route_config", {}).get("virtual_hosts", []):
+                lua = host.get("metadata", {}).get("filter_metadata", {}).get(LUA_FILTER, {})
+                for key, value in lua.items():
+                    lua[key] = str(ROOT / value)
     rendered = paths.run / "envoy.yaml"
     rendered.write_text(
         "# Rendered by tools/stack.py from deploy/envoy.dev.yaml; do not edit.\n"
@@ -524,6 +601,34 @@ def start_envoy(paths: Paths, upstream: tuple[str, int]) -> float:
     )
 
 
+def prod_paths(paths: Paths) -> Paths:
+    """The prod Envoy's own record: build/prod/envoy.pid and envoy.log."""
+    return Paths(paths.prod, envoy=paths.envoy)
+
+
+def start_prod_envoy(paths: Paths, upstream: tuple[str, int]) -> float:
+    """deploy/envoy.prod.yaml on PROD_PORTS in front of upstream, with the files of
+    tools/prod_keys.py under build/prod (made once, kept while the certificate is good)."""
+    prod_keys = load_prod_keys()
+    prod_keys.ensure_files(paths.prod, paths.python)
+    config = paths.prod / "envoy.yaml"
+    config.write_text(
+        prod_keys.render_config(
+            paths.prod, ports=PROD_PORTS, upstream=upstream, origins=PROD_ORIGINS
+        )
+    )
+    command = [str(paths.envoy), "-c", str(config), "--disable-hot-restart", "--log-level", "warn"]
+    prod = prod_paths(paths)
+    pid = start(prod, "envoy", command, str(config))
+    return wait_for(
+        "Envoy (prod)",
+        lambda: envoy_ready(PROD_PORTS["admin"]),
+        ENVOY_READY_TIMEOUT,
+        lambda: alive(pid),
+        prod.log("envoy"),
+    )
+
+
 def check_ports_free(ports: list[int]) -> None:
     taken = [port for port in ports if port_open(HOST, port)]
     if taken:
@@ -551,7 +656,7 @@ def upstream_of(paths: Paths) -> tuple[str, int] | None:
     return (recorded[0], int(recorded[1])) if recorded else None
 
 
-def endpoints(upstream: tuple[str, int] | None) -> str:
+def endpoints(upstream: tuple[str, int] | None, prod: bool = False) -> str:
     spark = (
         f"external {upstream[0]}:{upstream[1]}"
         if upstream
@@ -565,6 +670,19 @@ def endpoints(upstream: tuple[str, int] | None) -> str:
             f"  Envoy admin    http://{HOST}:{ADMIN_PORT}/",
             "  logs           build/run/*.log",
         ]
+        + (
+            [
+                f"  prod grpc-web  https://{HOST}:{PROD_PORTS['grpc_web']}  (CA build/prod/ca.pem;"
+                " JWT: ./build.sh prod-token; user_id=its sub)",
+                f"  prod site      https://{HOST}:{PROD_PORTS['static']}/  (dist/; the allowed "
+                f"CORS origin) -> https://{HOST}:{PROD_PORTS['static']}/lite/lab/index.html"
+                "?path=demo.ipynb#token=JWT",
+                f"  prod admin     http://{HOST}:{PROD_PORTS['admin']}/",
+                "  prod logs      build/prod/envoy.log",
+            ]
+            if prod
+            else []
+        )
     )
 
 
@@ -578,7 +696,13 @@ def cmd_python(paths: Paths, wanted: str | None) -> int:
     return 0
 
 
-def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int:
+def cmd_up(
+    paths: Paths,
+    upstream_arg: str | None,
+    spark_args: list[str],
+    prod: bool = False,
+    workers=None,  # tools/cluster.py's Spec of up --workers N
+) -> int:
     paths.run.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     upstream = parse_upstream(upstream_arg) if upstream_arg else None
@@ -599,6 +723,8 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
             "run ./build.sh down first"
         )
     (paths.run / "upstream.json").write_text(json.dumps(upstream))
+    # The cluster asked for, or the one that runs: started (or kept), and Spark put on it.
+    spark_args = load_cluster().up(paths, workers, spark_args, upstream, bool(spark_pid))
 
     if upstream is None:
         if spark_pid is None:
@@ -646,9 +772,33 @@ def cmd_up(paths: Paths, upstream_arg: str | None, spark_args: list[str]) -> int
             f"Envoy is up but Spark Connect at {target[0]}:{target[1]} does not answer through it "
             f"(grpc-status {status}: {message}); see build/run/*.log"
         )
+    if prod:
+        up_prod(paths, target)
     print(f"==> ready after {time.monotonic() - began:.1f} s", file=sys.stderr)
-    print(endpoints(upstream))
+    print(
+        endpoints(upstream, prod=prod or bool(paths.prod and read_pid(prod_paths(paths), "envoy")))
+    )
     return 0
+
+
+def up_prod(paths: Paths, target: tuple[str, int]) -> None:
+    pid, note = check_pid(prod_paths(paths), "envoy")
+    if note:
+        print(f"==> envoy-prod: {note}", file=sys.stderr)
+    if pid is None:
+        check_ports_free(list(PROD_PORTS.values()))
+        print(
+            f"==> envoy-prod: starting deploy/envoy.prod.yaml ({PROD_PORTS['grpc_web']} grpc-web, "
+            f"{PROD_PORTS['static']} site, TLS and JWT; keys in build/prod)",
+            file=sys.stderr,
+        )
+        start_prod_envoy(paths, target)
+    status, message = prod_probe(paths)
+    if status is None or status in ("14", "16", "7"):
+        raise StackError(
+            f"the prod Envoy is up but a request with a valid token does not reach Spark "
+            f"(grpc-status {status}: {message}); see build/prod/envoy.log"
+        )
 
 
 def cmd_status(paths: Paths) -> int:
@@ -677,6 +827,9 @@ def cmd_status(paths: Paths) -> int:
                 or "DOES NOT RUN"
             )
             rows.append(f"  python  workers run Python {full}: {workers['python']}")
+        cluster_healthy, cluster_rows = load_cluster().status(paths)  # none: (True, [])
+        healthy &= cluster_healthy
+        rows += cluster_rows
     else:
         reachable = port_open(*upstream, timeout=2)
         healthy &= reachable
@@ -698,22 +851,40 @@ def cmd_status(paths: Paths) -> int:
         f"  path    grpc-web -> Spark: {'answers' if through else 'DOWN'} "
         f"(probe grpc-status {status}{': ' + message[:80] if message and not through else ''})"
     )
+    # The prod Envoy (up --prod) only when it runs: without it the dev stack is whole.
+    prod_pid, prod_note = check_pid(prod_paths(paths), "envoy") if paths.prod else (None, None)
+    if prod_note:
+        rows.append(f"  prod    {prod_note}")
+    if prod_pid:
+        ready = envoy_ready(PROD_PORTS["admin"])
+        status, message = prod_probe(paths)
+        through = status is not None and status not in ("14", "16", "7")
+        healthy &= ready and through
+        rows.append(
+            f"  prod    envoy running (pid {prod_pid}, {rss_mib(prod_pid):.0f} MiB RSS); "
+            f"admin {'ready' if ready else 'not ready'}; "
+            f"https://{HOST}:{PROD_PORTS['grpc_web']} with a token -> Spark: "
+            f"{'answers' if through else 'DOWN'} (probe grpc-status {status}"
+            f"{': ' + message[:80] if message and not through else ''})"
+        )
     print("\n".join(rows))
     if healthy:
-        print(endpoints(upstream))
+        print(endpoints(upstream, prod=bool(prod_pid)))
     return 0 if healthy else 3
 
 
 def cmd_down(paths: Paths) -> int:
-    for part in ("envoy", "spark"):
-        note = check_pid(paths, part)[1]
+    parts = [("envoy-prod", prod_paths(paths), "envoy")] if paths.prod else []
+    for label, where, part in parts + [("envoy", paths, "envoy"), ("spark", paths, "spark")]:
+        note = check_pid(where, part)[1]
         if note:
-            print(f"==> {part}: {note}", file=sys.stderr)
-        stopped = stop(paths, part)
+            print(f"==> {label}: {note}", file=sys.stderr)
+        stopped = stop(where, part)
         print(
-            f"==> {part}: {'stopped' if stopped else 'left alone' if note else 'not running'}",
+            f"==> {label}: {'stopped' if stopped else 'left alone' if note else 'not running'}",
             file=sys.stderr,
         )
+    load_cluster().down(paths)  # after Spark, whose executors it runs
     (paths.run / "upstream.json").unlink(missing_ok=True)
     (paths.run / "python.json").unlink(missing_ok=True)
     return 0
@@ -723,11 +894,23 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["python", "up", "down", "status"])
     parser.add_argument("--run-dir", type=Path, default=ROOT / "build/run")
+    parser.add_argument(
+        "--prod-dir",
+        type=Path,
+        help="up --prod's keys, config, PID and log (build/prod; RUN-DIR/prod with --run-dir, "
+        "so that down of another run directory never stops this one's)",
+    )
+    parser.add_argument(
+        "--prod",
+        action="store_true",
+        help="also run deploy/envoy.prod.yaml (TLS, JWT) on loopback ports of its own (up)",
+    )
     parser.add_argument("--python", help="X.Y: the Python to make the stack's venv from (python)")
     parser.add_argument("--spark-home", type=Path, help="pyspark in the stack venv (up)")
     parser.add_argument("--envoy", type=Path, help="envoy in the stack venv (up)")
     parser.add_argument("--workers-python", type=Path, help="the stack venv's python (up)")
     parser.add_argument("--envoy-config", type=Path, default=ROOT / "deploy/envoy.dev.yaml")
+    load_cluster().add_arguments(parser)  # --workers N, --worker-cores, --worker-memory
     parser.add_argument(
         "--upstream",
         default=os.environ.get("PYSPARK_WEB_UPSTREAM") or None,
@@ -744,12 +927,19 @@ def main(argv: list[str]) -> int:
             for p in (args.run_dir, args.spark_home, args.envoy, args.envoy_config)
         ),
         args.workers_python and args.workers_python.absolute(),
+        (
+            args.prod_dir
+            or (
+                ROOT / "build/prod" if args.run_dir == ROOT / "build/run" else args.run_dir / "prod"
+            )
+        ).resolve(),
     )
     try:
         if args.command == "python":
             return cmd_python(paths, args.python)
         if args.command == "up":
-            return cmd_up(paths, args.upstream, spark_args)
+            workers = load_cluster().spec_of(args)
+            return cmd_up(paths, args.upstream, spark_args, prod=args.prod, workers=workers)
         if spark_args:
             parser.error(f"unexpected arguments: {' '.join(spark_args)}")
         return cmd_status(paths) if args.command == "status" else cmd_down(paths)

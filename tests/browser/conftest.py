@@ -64,12 +64,19 @@ def selenium_jspi_module(request, runtime, web_server_main, playwright_browsers)
 
 
 def pytest_collection_modifyitems(config, items):
-    # pytest-pyodide runs workers in browsers only (its worker fixtures skip on Node):
-    # leave those combinations out instead of reporting them as skipped.
+    # pytest-pyodide runs workers in browsers only (its worker fixtures skip on Node), and
+    # DevTools exists only in Chromium: leave those combinations out instead of reporting
+    # them as skipped. Tests marked node_only are covered in Chromium in another form.
     selected, deselected = [], []
     for item in items:
         needs_worker = any(name.endswith("_worker") for name in getattr(item, "fixturenames", ()))
-        (deselected if needs_worker and "[node" in item.nodeid else selected).append(item)
+        browser_only = needs_worker or item.get_closest_marker("chromium_only") is not None
+        callspec = getattr(item, "callspec", None)
+        runtime = callspec.params.get("runtime") if callspec else None
+        node_only = item.get_closest_marker("node_only") is not None and runtime == "chrome"
+        (deselected if (browser_only and "[node" in item.nodeid) or node_only else selected).append(
+            item
+        )
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected

@@ -1,5 +1,6 @@
 """Faults on CPython against the real stack, through pyspark-web (build/venv-web):
-Envoy restarted mid-stream, an unreachable endpoint, a failure in the middle of a result."""
+Envoy restarted mid-stream, Spark Connect restarted under a live session, an unreachable
+endpoint, a failure in the middle of a result."""
 
 import json
 import socket
@@ -8,7 +9,7 @@ import threading
 import time
 
 import pytest
-from helpers import ROOT, ensure_venv, restart_envoy
+from helpers import ROOT, STOCK_CLIENT, ensure_venv, restart_envoy, restart_part
 
 PINS = ROOT / "tests/requirements-native.txt"
 pytestmark = pytest.mark.usefixtures("stack")
@@ -56,6 +57,70 @@ def test_envoy_restart_mid_stream_is_survived_by_reattach(web):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["ids"] == list(range(48))
     assert result["ReattachExecute"] >= 1, "the stream was not cut: the restart came too late"
+
+
+LIVE_SESSION = """
+import json, sys, time
+from pyspark.sql import SparkSession
+url = sys.argv[1]
+spark = SparkSession.builder.remote(url).getOrCreate()
+assert spark.range(3).count() == 3
+print("ready", flush=True)
+sys.stdin.readline()  # Spark Connect is restarted meanwhile
+began = time.monotonic()
+try:
+    spark.range(3).count()
+    outcome = {"error": None}
+except Exception as error:
+    outcome = {"error": type(error).__name__, "message": str(error),
+               "context": str(getattr(error.__context__, "details", lambda: "")())}
+outcome["seconds"] = time.monotonic() - began
+spark.stop()
+outcome["fresh"] = SparkSession.builder.remote(url).getOrCreate().range(5).count()
+print(json.dumps(outcome))
+"""
+
+
+def test_a_spark_restart_under_a_live_session_fails_as_with_the_stock_client(web, tmp_path):
+    """Both clients hold a session; Spark Connect restarts; each one's next call fails the
+    same way (upstream turns INVALID_HANDLE.SESSION_CHANGED into NO_ACTIVE_SESSION, with
+    the server's reason as the context), at once, and a new session works."""
+    stock = ensure_venv("venv-stock", [STOCK_CLIENT], PINS)
+    urls = {"stock": (stock, "sc://127.0.0.1:15002"), "web": (web, "http://127.0.0.1:8081")}
+    # A file, not python -c: the stock client takes -c for a doctest run (patches/0001).
+    script = tmp_path / "live_session.py"
+    script.write_text(LIVE_SESSION)
+    clients = {
+        name: subprocess.Popen(
+            [str(python), str(script), url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (python, url) in urls.items()
+    }
+    outcomes = {}
+    try:
+        for client in clients.values():
+            assert client.stdout.readline().strip() == "ready", client.stderr.read()[-3000:]
+        restart_part("spark")
+        for name, client in clients.items():
+            out, err = client.communicate("go\n", timeout=300)
+            assert client.returncode == 0, err[-3000:]
+            outcomes[name] = json.loads(out.strip().splitlines()[-1])
+    finally:
+        for client in clients.values():
+            if client.poll() is None:
+                client.kill()
+    web_outcome, stock_outcome = outcomes["web"], outcomes["stock"]
+    assert web_outcome["error"] == stock_outcome["error"] == "SparkConnectException"
+    assert web_outcome["message"] == stock_outcome["message"]
+    assert "Please create a new Spark session" in web_outcome["message"]
+    assert "INVALID_HANDLE.SESSION_CHANGED" in web_outcome["context"], web_outcome
+    assert "restarted" in web_outcome["context"], web_outcome
+    assert web_outcome["seconds"] < 30, web_outcome  # refused by the new server, not retried
+    assert web_outcome["fresh"] == stock_outcome["fresh"] == 5
 
 
 COUNTING_POLICY = """

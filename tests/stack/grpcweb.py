@@ -76,10 +76,14 @@ def call(port, method, message, headers=None, tls_ca=None, host="127.0.0.1"):
     return reply
 
 
+# The user of these requests; with the prod config, a valid token's sub must be the same.
+USER_ID = "pyspark-web-tests"
+
+
 def session_fields():
     return {
         "session_id": str(uuid.uuid4()),
-        "user_context": pb2.UserContext(user_id="pyspark-web-tests"),
+        "user_context": pb2.UserContext(user_id=USER_ID),
         "client_type": "pyspark-web stack tests",
     }
 

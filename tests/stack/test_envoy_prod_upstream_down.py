@@ -3,7 +3,7 @@ Spark still reports UNAVAILABLE (14), which upstream's retry policy retries."""
 
 import pytest
 from conftest import PROD_PORTS, render_prod_config, run_envoy, stop_envoy
-from grpcweb import call, spark_version_request
+from grpcweb import USER_ID, call, spark_version_request
 
 
 @pytest.fixture(scope="module")
@@ -11,11 +11,7 @@ def prod_envoy_without_spark(prod_etc, tmp_path_factory):
     etc, ca = prod_etc
     config = tmp_path_factory.mktemp("prod-down") / "envoy.prod.yaml"
     # Port 1 on loopback: nothing listens there.
-    config.write_text(
-        render_prod_config(etc).replace(
-            "address: 127.0.0.1, port_value: 15002", "address: 127.0.0.1, port_value: 1"
-        )
-    )
+    config.write_text(render_prod_config(etc, upstream=("127.0.0.1", 1)))
     process = run_envoy(config, config.with_suffix(".log"))
     yield ca
     stop_envoy(process)
@@ -26,7 +22,7 @@ def test_unreachable_spark_is_unavailable_not_unauthenticated(prod_envoy_without
         PROD_PORTS["grpc_web"],
         "AnalyzePlan",
         spark_version_request(),
-        headers={"authorization": f"Bearer {tokens.token()}"},
+        headers={"authorization": f"Bearer {tokens.token(subject=USER_ID)}"},
         tls_ca=prod_envoy_without_spark,
     )
     assert reply.http_status == 503

@@ -1,8 +1,6 @@
 """pyspark_web.channel.GrpcWebChannel end to end, against a scripted HTTP/1.1 server."""
 
-import datetime
 import io
-import ipaddress
 import socket
 import ssl
 import struct
@@ -12,10 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from helpers import tool
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.grpc_compat import grpc
 
@@ -530,46 +525,11 @@ def test_a_text_body_says_why_when_grpc_message_is_missing(start):
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
     """A throw-away CA and a server certificate for 127.0.0.1: (ca.pem, server context)."""
-
-    def name(common):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    window = dict(
-        not_valid_before=now - datetime.timedelta(minutes=5),
-        not_valid_after=now + datetime.timedelta(days=1),
-    )
-    ca_key, key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
-    ca = (
-        x509.CertificateBuilder(**window)
-        .subject_name(name("test CA"))
-        .issuer_name(name("test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = (
-        x509.CertificateBuilder(**window)
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory, pem = tmp_path_factory.mktemp("tls"), serialization.Encoding.PEM
-    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (directory / "cert.pem").write_bytes(cert.public_bytes(pem))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    directory = tmp_path_factory.mktemp("tls")
+    ca = tool("prod_keys").write_certificate(directory, names=("127.0.0.1",))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    return str(directory / "ca.pem"), context
+    context.load_cert_chain(directory / "tls/fullchain.pem", directory / "tls/privkey.pem")
+    return str(ca), context
 
 
 def test_tls_with_the_ca_bundle_succeeds(start, certificates):

@@ -59,6 +59,16 @@ def test_envoy_config_points_at_upstream_and_dist(paths):
     assert address["socket_address"] == {"address": "spark.internal", "port_value": 443}
     text = json.dumps(rendered)
     assert f'"file_path_prefix": "{ROOT / "dist"}"' in text
+    # The static host's ETags: Envoy runs from build/run, so the stamps' paths are absolute.
+    [static] = [h for h in rendered["static_resources"]["listeners"] if h["name"] == "static"]
+    [host] = static["filter_chains"][0]["filters"][0]["typed_config"]["route_config"][
+        "virtual_hosts"
+    ]
+    stamps = host["metadata"]["filter_metadata"]["envoy.filters.http.lua"]
+    assert stamps == {
+        "stamp": str(ROOT / "dist/.stamp"),
+        "lite_stamp": str(ROOT / "dist/lite/.stamp"),
+    }
     # Everything else is the committed config, unchanged.
     original = yaml.safe_load((ROOT / "deploy/envoy.dev.yaml").read_text())
     assert (
@@ -324,3 +334,38 @@ def test_spark_version_is_the_deploy_pin(tmp_path):
         stack.server_version(tmp_path / "requirements.txt")
     (tmp_path / "requirements.txt").write_text("pyspark==9.8.7 ; python_version >= '3.11'\n")
     assert stack.server_version(tmp_path / "requirements.txt") == "9.8.7"
+
+
+def test_down_stops_the_prod_envoy_too_and_status_shows_it(tmp_path, monkeypatch, capsys):
+    # up --prod records its Envoy under the prod directory; status reports it (when it
+    # runs) and down stops it with the same checks as the others.
+    paths = stack.Paths(tmp_path / "run", prod=tmp_path / "prod")
+    paths.run.mkdir()
+    paths.prod.mkdir()
+    prod = stack.prod_paths(paths)
+    pid = stack.start(prod, "envoy", ["sleep", "120"], "sleep")
+    try:
+        monkeypatch.setattr(stack, "envoy_ready", lambda port=None: True)
+        monkeypatch.setattr(stack, "port_open", lambda *args, **kwargs: False)
+        monkeypatch.setattr(stack, "prod_probe", lambda paths: ("3", "no session id"))
+        (paths.run / "upstream.json").write_text(json.dumps(["spark.internal", 15002]))
+        stack.cmd_status(paths)
+        [row] = [line for line in capsys.readouterr().out.splitlines() if "prod " in line]
+        assert f"envoy running (pid {pid}" in row and "-> Spark: answers" in row
+        assert stack.cmd_down(paths) == 0
+        assert "envoy-prod: stopped" in capsys.readouterr().err
+        assert not stack.alive(pid) and not prod.pid_file("envoy").exists()
+    finally:
+        if stack.alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # started by this process: reap it
+
+
+def test_a_stack_in_another_run_directory_has_its_own_prod_directory(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(stack, "cmd_down", lambda paths: seen.setdefault("paths", paths) and 0)
+    stack.main(["down", "--run-dir", str(tmp_path)])
+    assert seen["paths"].prod == (tmp_path / "prod").resolve()
+    assert stack.PROD_PORTS == {"grpc_web": 8443, "static": 8444, "admin": 9902}
+    taken = {8081, 8000, 9901, 18443, 18444, 19901, 18463, 18464, 19921}
+    assert not taken & set(stack.PROD_PORTS.values())
