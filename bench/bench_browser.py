@@ -137,14 +137,15 @@ def pyodide_version():
 
 
 @contextlib.contextmanager
-def fresh_chromium():
-    """Headless Chromium with a new, empty profile (no HTTP or code cache)."""
+def fresh_chromium(logs="browser"):
+    """Headless Chromium with a new, empty profile (no HTTP or code cache), keeping the
+    ``logs`` log type (bench_network.py reads the DevTools "performance" log)."""
     with tempfile.TemporaryDirectory(prefix="bench-chromium-", ignore_cleanup_errors=True) as d:
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"
         for flag in ["--headless=new", "--no-sandbox", *CHROME_FLAGS, f"--user-data-dir={d}"]:
             options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        options.set_capability("goog:loggingPrefs", {logs: "ALL"})
         driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
         try:
             yield driver

@@ -31,13 +31,11 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import CHROME_FLAGS  # noqa: E402
+from bench_browser import fresh_chromium  # noqa: E402 (bench/ is the script's folder)
 
 GRPC_WEB = "http://127.0.0.1:8081"
 # The dev config's ports, and where this benchmark's Envoy puts them (beside the stack's
@@ -126,28 +124,19 @@ def encodings_used():
 
 @contextlib.contextmanager
 def throttled_chromium():
-    """Headless Chromium, a fresh profile, DevTools network emulation on."""
-    with tempfile.TemporaryDirectory(prefix="bench-network-", ignore_cleanup_errors=True) as d:
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in ["--headless=new", "--no-sandbox", *CHROME_FLAGS, f"--user-data-dir={d}"]:
-            options.add_argument(flag)
-        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-        try:
-            driver.execute_cdp_cmd("Network.enable", {})
-            driver.execute_cdp_cmd(
-                "Network.emulateNetworkConditions",
-                {
-                    "offline": False,
-                    "latency": RTT_MS,
-                    "downloadThroughput": DOWN_MBIT * 1_000_000 / 8,
-                    "uploadThroughput": UP_MBIT * 1_000_000 / 8,
-                },
-            )
-            yield driver
-        finally:
-            driver.quit()
+    """bench_browser's fresh Chromium, with DevTools network emulation on."""
+    with fresh_chromium(logs="performance") as driver:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {
+                "offline": False,
+                "latency": RTT_MS,
+                "downloadThroughput": DOWN_MBIT * 1_000_000 / 8,
+                "uploadThroughput": UP_MBIT * 1_000_000 / 8,
+            },
+        )
+        yield driver
 
 
 def wire(driver):

@@ -204,6 +204,23 @@ def restart_stack():
     subprocess.run([BUILD_SH, "up", "--python", version], check=True, capture_output=True)
 
 
+def run_demo_check(report_file, *options):
+    """tools/demo_check.py with ``options``: every cell of the demo notebook in the
+    JupyterLab UI, in headless Chromium; its JSON report (written to report_file)."""
+    import json
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/demo_check.py"), *options, "--json", str(report_file)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return json.loads(Path(report_file).read_text())
+
+
 def restart_part(part, down_seconds=0.5):
     """Stop one part of the stack ("envoy" or "spark") with tools/stack.py's own code (which
     signals the recorded process group only while it is still the one that up started),

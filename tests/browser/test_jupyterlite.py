@@ -2,11 +2,9 @@
 end to end in the real JupyterLab UI in headless Chromium, offline."""
 
 import json
-import subprocess
-import sys
 
 import pytest
-from helpers import BUILD, DIST, ROOT, restart_stack
+from helpers import BUILD, DIST, restart_stack, run_demo_check
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -45,22 +43,7 @@ def test_site_is_served_without_isolation_and_uses_our_pyodide():
 
 def run_demo(screenshot, report_file):
     """tools/demo_check.py: every cell of the demo notebook in the JupyterLab UI; its report."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools/demo_check.py"),
-            "--screenshot",
-            str(screenshot),
-            "--json",
-            str(report_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    print(result.stdout)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return json.loads(report_file.read_text())
+    return run_demo_check(report_file, "--screenshot", str(screenshot))
 
 
 def test_demo_notebook_runs_in_the_jupyterlite_ui():

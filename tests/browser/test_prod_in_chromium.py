@@ -13,15 +13,13 @@ identity check and CORS for the site's own origin.
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import CHROME_FLAGS, ROOT
+from helpers import CHROME_FLAGS, run_demo_check
 from pages_server import wait_for
 from prod_envoy import BROWSER_PORTS as PORTS
 from prod_envoy import make_etc, prod_keys, render, run_envoy, stop_envoy
@@ -278,24 +276,13 @@ def test_the_demo_notebook_runs_from_the_prod_site_with_a_fragment_token(prod_st
     tokens = prod_keys.TokenMaker.load(prod_stack / "jwt-key.pem", prod_stack / "envoy.yaml")
     token = tokens.token(subject="notebook-user", expires_in=1800)
     report_file = tmp_path / "report.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools/demo_check.py"),
-            "--url",
-            f"https://127.0.0.1:8444/lite/lab/index.html?path=demo.ipynb#token={token}",
-            "--spki-pin",
-            prod_keys.spki_pin(prod_stack / "tls/fullchain.pem"),
-            "--json",
-            str(report_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    report = run_demo_check(
+        report_file,
+        "--url",
+        f"https://127.0.0.1:8444/lite/lab/index.html?path=demo.ipynb#token={token}",
+        "--spki-pin",
+        prod_keys.spki_pin(prod_stack / "tls/fullchain.pem"),
     )
-    print(result.stdout)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    report = json.loads(report_file.read_text())
     joined = "\n".join(cell["text"] for cell in report["cells"])
     assert "Connected to Spark 4.3.0 as notebook-user" in joined
     assert "demo_revenue" in joined
