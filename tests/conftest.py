@@ -14,12 +14,14 @@ def pytest_collection_modifyitems(config, items):
         folder = Path(str(item.fspath)).parent.name
         if folder in ("unit", "browser", "stack", "differential"):
             item.add_marker(getattr(pytest.mark, folder))
-    # Long fuzz runs take minutes: they run only when asked for by name (-m fuzz_long).
-    if "fuzz_long" not in (config.getoption("markexpr") or ""):
-        long_runs = [item for item in items if item.get_closest_marker("fuzz_long")]
-        if long_runs:
-            config.hook.pytest_deselected(items=long_runs)
-            items[:] = [item for item in items if not item.get_closest_marker("fuzz_long")]
+    # Long runs (fuzzing at length, the whole compatibility matrix) take minutes: they run
+    # only when asked for by name (-m fuzz_long, -m matrix_full).
+    for marker in ("fuzz_long", "matrix_full"):
+        if marker not in (config.getoption("markexpr") or ""):
+            long_runs = [item for item in items if item.get_closest_marker(marker)]
+            if long_runs:
+                config.hook.pytest_deselected(items=long_runs)
+                items[:] = [item for item in items if not item.get_closest_marker(marker)]
 
 
 @pytest.fixture(scope="session")

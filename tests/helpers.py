@@ -22,6 +22,34 @@ def _upstream_version():
 STOCK_CLIENT = f"pyspark-client=={_upstream_version()}"
 
 
+def line_recipes():
+    """pyspark-web's release lines, newest first: {X.Y: its recipe directory}, the top level
+    (meta.yaml, patches/) for the newest, recipes/pyspark-web-X.Y/ for the others."""
+    import yaml
+
+    found = {}
+    for recipe in [ROOT / "meta.yaml", *ROOT.glob("recipes/pyspark-web-*/meta.yaml")]:
+        version = yaml.safe_load(recipe.read_text())["package"]["version"]
+        found[".".join(version.split(".")[:2])] = recipe.parent
+    return dict(
+        sorted(found.items(), key=lambda item: [int(p) for p in item[0].split(".")], reverse=True)
+    )
+
+
+def release_lines():
+    """{X.Y: (the line's version, the pyspark-client release it is built on)}, newest first."""
+    import re
+
+    import yaml
+
+    lines = {}
+    for line, directory in line_recipes().items():
+        meta = yaml.safe_load((directory / "meta.yaml").read_text())
+        upstream = re.search(r"pyspark_client-(\S+)\.tar\.gz$", meta["source"]["url"])[1]
+        lines[line] = (meta["package"]["version"], upstream)
+    return lines
+
+
 def stack_venv() -> Path:
     """build/venv-stack-X.Y of the running stack (its Spark, Envoy and workers' Python);
     the machine's python3 (which runs the tests) picks X.Y when none runs."""

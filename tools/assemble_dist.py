@@ -14,6 +14,12 @@ lockfile and rewrites it in one of two ways:
 The base URL of the official distribution is read from the npm package's ``pyodide.mjs``
 (its built-in default), never written down here.
 
+Where several wheels of one package are given (pyspark-web's release lines), the newest
+version takes the lock entry; the others are files of dist/ all the same. Every wheel of
+dist/ is also listed in a simple repository (PEP 503 HTML and PEP 691 JSON) under
+dist/simple/, so that an installer can pick a version offline:
+``micropip.install("pyspark-web==4.1.*", index_urls=["<site>/simple"])``.
+
 ``--official NAME`` (repeatable) keeps the official entry of a package that a wheel here
 would replace: a site with internet access can take the official compiled protobuf (upb)
 instead of the pure-Python wheel (see README, "Start-up and protobuf").
@@ -23,6 +29,7 @@ Usage: python tools/assemble_dist.py [--official NAME ...] CORE_DIR DIST_DIR WHE
 
 import argparse
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -40,13 +47,15 @@ CORE_FILES = (
     "pyodide.js.map",
     "pyodide.mjs",
     "pyodide.mjs.map",
-    "pyodide.asm.mjs",
     "pyodide.asm.wasm",
     "python_stdlib.zip",
     "pyodide.d.ts",
     "ffi.d.ts",
     "package.json",
 )
+# Emscripten's loader of pyodide.asm.wasm: an ES module since Pyodide 314, a classic script
+# up to 0.29 (the second index, dist-pyodide-0.29/). The core has exactly one of them.
+ASM_LOADERS = ("pyodide.asm.mjs", "pyodide.asm.js")
 
 # What the static host answers at "/": the ways in, with relative links, so that it works
 # wherever dist/ is served.
@@ -59,6 +68,9 @@ INDEX_PAGE = """<!doctype html>
   <li><a href="./lite/lab/index.html?path=demo.ipynb">The demo notebook</a> (JupyterLite)</li>
   <li><a href="examples/pyspark.html">A plain page</a> that loads Pyodide and PySpark with a
     <code>&lt;script&gt;</code></li>
+  <li><a href="simple/">simple/</a>: every wheel here, every release line of pyspark-web
+    among them, as a package index: <code>micropip.install("pyspark-web==4.1.*",
+    index_urls=["&lt;this site&gt;/simple"])</code></li>
   <li><a href="pyodide-lock.json">pyodide-lock.json</a>: this site as a package index, from
     any origin: <code>loadPyodide({{ lockFileURL: "&lt;this site&gt;/pyodide-lock.json" }})</code>,
     then <code>loadPackage("pyspark-web")</code></li>
@@ -143,7 +155,10 @@ def assemble(
     if dist.exists():
         shutil.rmtree(dist)
     dist.mkdir(parents=True)
-    for name in CORE_FILES:
+    loaders = [name for name in ASM_LOADERS if (core_dir / name).is_file()]
+    if not loaders:
+        raise SystemExit(f"error: neither of {', '.join(ASM_LOADERS)} is in {core_dir}")
+    for name in (*CORE_FILES, *loaders):
         shutil.copyfile(core_dir / name, dist / name)
 
     lock = json.loads((core_dir / "pyodide-lock.json").read_text())
@@ -159,7 +174,8 @@ def assemble(
     unknown = sorted(name for name in official if name not in packages)
     if unknown:
         raise SystemExit(f"error: --official {', '.join(unknown)}: not in Pyodide's lockfile")
-    for wheel in wheels:
+    # Oldest first, so that the newest version of each package writes its lock entry last.
+    for wheel in sorted(wheels, key=lambda wheel: parse_wheel_filename(wheel.name)[1]):
         if canonicalize_name(parse_wheel_filename(wheel.name)[0]) in official:
             continue
         shutil.copyfile(wheel, dist / wheel.name)
@@ -184,11 +200,73 @@ def assemble(
         # Plain pages that use this index (README: "a plain <script> page").
         shutil.copytree(examples, dist / "examples")
 
+    write_simple_index(dist)
     lock["packages"] = dict(sorted(packages.items()))
     (dist / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
     (dist / "index.html").write_text(
         INDEX_PAGE.format(pyodide=version, version=packages.get("pyspark-web", {}).get("version"))
     )
+
+
+SIMPLE_HTML = """<!doctype html>
+<meta charset="utf-8">
+<meta name="pypi:repository-version" content="1.0">
+<title>{title}</title>
+{links}
+"""
+
+
+def requires_python(wheel: Path) -> str | None:
+    with zipfile.ZipFile(wheel) as archive:
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return Parser().parsestr(archive.read(metadata).decode()).get("Requires-Python")
+
+
+def write_simple_index(dist: Path) -> None:
+    """dist/simple/: the root and one page per project (PEP 503 index.html and PEP 691
+    index.json; the static host answers with the JSON form when it is asked for), linking
+    to the wheels at the top of dist/ with their sha256 and Requires-Python."""
+    projects: dict[str, list[dict]] = {}
+    for wheel in sorted(dist.glob("*.whl")):
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        projects.setdefault(canonicalize_name(name), []).append(
+            {
+                "filename": wheel.name,
+                "url": f"../../{wheel.name}",
+                "hashes": {"sha256": sha256_of(wheel)},
+                "requires-python": requires_python(wheel),
+                "version": version,
+            }
+        )
+    simple = dist / "simple"
+    simple.mkdir()
+    meta = {"api-version": "1.0"}
+    for name, files in projects.items():
+        files.sort(key=lambda file: file.pop("version"))
+        (simple / name).mkdir(parents=True)
+        links = []
+        for file in files:
+            attribute = ""
+            if file["requires-python"]:
+                attribute = f' data-requires-python="{html.escape(file["requires-python"])}"'
+            else:
+                del file["requires-python"]
+            links.append(
+                f'<a href="{file["url"]}#sha256={file["hashes"]["sha256"]}"{attribute}>'
+                f"{file['filename']}</a><br>"
+            )
+        (simple / name / "index.html").write_text(
+            SIMPLE_HTML.format(title=f"Links for {name}", links="\n".join(links))
+        )
+        (simple / name / "index.json").write_text(
+            json.dumps({"meta": meta, "name": name, "files": files}, indent=1) + "\n"
+        )
+    links = [f'<a href="{name}/">{name}</a><br>' for name in sorted(projects)]
+    (simple / "index.html").write_text(
+        SIMPLE_HTML.format(title="Simple index", links="\n".join(links))
+    )
+    listing = {"meta": meta, "projects": [{"name": name} for name in sorted(projects)]}
+    (simple / "index.json").write_text(json.dumps(listing, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Bring the server side up and down: Spark Connect behind Envoy, on 127.0.0.1.
 
-    python tools/stack.py python [--python X.Y]
+    python tools/stack.py python [--python X.Y] [--spark VERSION]
+    python tools/stack.py requirements --spark VERSION
     python tools/stack.py up --spark-home DIR --envoy FILE --workers-python FILE
                              [--upstream HOST:PORT] [--prod] [SPARK-SUBMIT OPTIONS ...]
                              [--workers N [--worker-cores C] [--worker-memory M]]
@@ -8,7 +9,8 @@
     python tools/stack.py down
 
 ``./build.sh up|status|down`` call this with the paths of its virtualenvs; ``python``
-tells build.sh which interpreter to make the stack's venv from (``up --python X.Y``).
+tells build.sh which interpreter and Spark release to make the stack's venv from
+(``up --python X.Y --spark VERSION``), ``requirements`` what to install in it.
 Every process is started in a session of its own and recorded in
 ``build/run/<part>.pid`` with its start time; ``down`` stops exactly those process groups,
 after checking that each PID is still the process that was started (same start time, and
@@ -69,6 +71,48 @@ def server_version(requirements: Path = ROOT / "deploy/requirements.txt") -> str
 
 
 SPARK_VERSION = server_version()
+# The Spark Connect servers that `up --spark` runs: the newest patch release of each line
+# (README, "Release lines"), the default being deploy/requirements.txt's. Another release
+# gets a venv of its own, build/venv-stack-X.Y-spark-VERSION, with the same pins but pyspark.
+SPARK_RELEASES = ("4.0.5", "4.1.4", "4.2.1", SPARK_VERSION)
+
+
+def spark_release(wanted: str | None) -> str:
+    """The pinned release of ``--spark`` (a release, or its line X.Y); the default for None."""
+    if wanted is None:
+        return SPARK_VERSION
+    for release in SPARK_RELEASES:
+        if wanted in (release, release.rsplit(".", 1)[0]):
+            return release
+    raise StackError(
+        f"--spark {wanted}: the Spark Connect servers up can run are "
+        f"{', '.join(SPARK_RELEASES)} (or their lines, e.g. --spark 4.1)"
+    )
+
+
+def spark_requirements(release: str) -> str:
+    """deploy/requirements.txt with pyspark pinned at ``release``."""
+    text = (ROOT / "deploy/requirements.txt").read_text()
+    pinned, count = re.subn(
+        r"^(pyspark(?:\[[^]]*\])?)==\S+", rf"\g<1>=={release}", text, count=1, flags=re.M
+    )
+    assert count == 1, "deploy/requirements.txt pins no pyspark"
+    return pinned
+
+
+def stack_venv_name(python_version: str, release: str) -> str:
+    """The stack venv's name under build/: one per workers' Python and Spark release."""
+    suffix = "" if release == SPARK_VERSION else f"-spark-{release}"
+    return f"venv-stack-{python_version}{suffix}"
+
+
+def spark_home_version(spark_home: Path) -> str | None:
+    """The Spark release of a pyspark installation (its version.py)."""
+    try:
+        match = re.search(r'__version__[^=]*=\s*"([^"]+)"', (spark_home / "version.py").read_text())
+    except OSError:
+        return None
+    return match[1] if match else None
 
 
 class StackError(Exception):
@@ -689,10 +733,19 @@ def endpoints(upstream: tuple[str, int] | None, prod: bool = False) -> str:
 # ---------------------------------------------------------------- commands
 
 
-def cmd_python(paths: Paths, wanted: str | None) -> int:
-    """Print "X.Y INTERPRETER": what build.sh makes build/venv-stack-X.Y from."""
-    version, interpreter = choose_python(wanted, *find_pythons(), running_python(paths))
-    print(version, interpreter)
+def cmd_python(paths: Paths, wanted: str | None, spark: str | None = None) -> int:
+    """Print "VENV RELEASE INTERPRETER": the stack venv's name under build/, the Spark
+    release it holds and the Python to make it from. A bare up keeps what runs."""
+    running = running_python(paths)
+    version, interpreter = choose_python(wanted, *find_pythons(), running)
+    running_release = running and running.get("spark")
+    release = spark_release(spark or running_release or None)
+    if running_release and release != running_release:
+        raise StackError(
+            f"the stack is up with Spark {running_release}; run ./build.sh down first, "
+            f"then ./build.sh up --spark {release}"
+        )
+    print(stack_venv_name(version, release), release, interpreter)
     return 0
 
 
@@ -734,11 +787,12 @@ def cmd_up(
                 raise StackError(
                     f"{paths.python} does not run; run ./build.sh up to make the stack venv"
                 )
+            release = spark_home_version(paths.spark_home)
             (paths.run / "python.json").write_text(
-                json.dumps({"version": version[0], "python": str(paths.python)})
+                json.dumps({"version": version[0], "python": str(paths.python), "spark": release})
             )
             print(
-                f"==> spark: starting Spark Connect on {HOST}:{SPARK_PORT} "
+                f"==> spark: starting Spark Connect {release} on {HOST}:{SPARK_PORT} "
                 f"(Python workers: {version[0]}, {paths.python})",
                 file=sys.stderr,
             )
@@ -809,13 +863,14 @@ def cmd_status(paths: Paths) -> int:
         pid, note = check_pid(paths, "spark")
         listening = port_open(HOST, SPARK_PORT)
         healthy &= bool(pid) and listening
-        state = f"running (pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
+        workers = running_python(paths)
+        release = f"Spark {workers.get('spark') or 'unknown'}, " if workers else ""
+        state = f"running ({release}pid {pid}, {rss_mib(pid):.0f} MiB RSS)" if pid else "stopped"
         rows.append(
             f"  spark   {state}; {HOST}:{SPARK_PORT} {'listening' if listening else 'closed'}"
         )
         if note:
             rows.append(f"          {note}")
-        workers = running_python(paths)
         if workers:
             # Ask the interpreter itself: the version it reports is what UDFs must match.
             full = (
@@ -892,7 +947,7 @@ def cmd_down(paths: Paths) -> int:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["python", "up", "down", "status"])
+    parser.add_argument("command", choices=["python", "requirements", "up", "down", "status"])
     parser.add_argument("--run-dir", type=Path, default=ROOT / "build/run")
     parser.add_argument(
         "--prod-dir",
@@ -906,6 +961,10 @@ def main(argv: list[str]) -> int:
         help="also run deploy/envoy.prod.yaml (TLS, JWT) on loopback ports of its own (up)",
     )
     parser.add_argument("--python", help="X.Y: the Python to make the stack's venv from (python)")
+    parser.add_argument(
+        "--spark",
+        help=f"the Spark Connect release (python, requirements): {', '.join(SPARK_RELEASES)}",
+    )
     parser.add_argument("--spark-home", type=Path, help="pyspark in the stack venv (up)")
     parser.add_argument("--envoy", type=Path, help="envoy in the stack venv (up)")
     parser.add_argument("--workers-python", type=Path, help="the stack venv's python (up)")
@@ -936,7 +995,10 @@ def main(argv: list[str]) -> int:
     )
     try:
         if args.command == "python":
-            return cmd_python(paths, args.python)
+            return cmd_python(paths, args.python, args.spark)
+        if args.command == "requirements":
+            print(spark_requirements(spark_release(args.spark)), end="")
+            return 0
         if args.command == "up":
             workers = load_cluster().spec_of(args)
             return cmd_up(paths, args.upstream, spark_args, prod=args.prod, workers=workers)

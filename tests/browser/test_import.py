@@ -6,6 +6,7 @@ Each test runs once per runtime (--runtime=chrome,node in pytest.ini).
 import json
 
 import pytest
+from helpers import release_lines
 from pytest_pyodide import run_in_pyodide
 
 HEAVY = ["numpy", "pandas", "pyarrow", "grpc", "grpc_status", "zstandard"]
@@ -100,3 +101,31 @@ def test_requests_leaving_loopback_fail(selenium, lock):
         selenium.load_package("regex")
     [outcome] = selenium.run_js(FETCH % json.dumps([url]))
     assert outcome.startswith("failed: ")
+
+
+OLDER_LINES = list(release_lines())[1:]
+
+
+@pytest.mark.parametrize("line", OLDER_LINES)
+def test_micropip_installs_a_release_line_by_version(selenium, stack, line):
+    """README, "Release lines": another line than the lockfile's, picked by version from the
+    static host's simple index (another origin than the page's), offline. It imports with
+    none of the heavy packages, and its pyspark is the line's upstream release."""
+    version, upstream = release_lines()[line]
+    selenium.load_package("micropip")
+
+    @run_in_pyodide
+    async def install(selenium, spec, index):
+        import micropip
+
+        await micropip.install(spec, index_urls=[index])
+        import pyspark.version
+
+        package = micropip.list()["pyspark-web"]
+        return [package.version, package.source, pyspark.version.__version__]
+
+    installed = install(selenium, f"pyspark-web=={line}.*", "http://127.0.0.1:8000/simple")
+    assert installed[0] == version and installed[2] == upstream
+    assert installed[1] != "pyodide", "installed from the lockfile, not from the index"
+    result = import_client(selenium, HEAVY)
+    assert result["loaded"] == [] and result["version"] == version

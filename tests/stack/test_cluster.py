@@ -16,6 +16,7 @@ import time
 import urllib.request
 
 import pytest
+import servers
 from helpers import (
     ROOT,
     STOCK_CLIENT,
@@ -40,8 +41,8 @@ SPEC = cluster.Spec(
     workers=2, cores=1, memory="1g", port=17077, ui_port=18180, worker_ui_port=18181
 )
 CONNECT_PORT = 15012
-ENVOY_PORTS = {stack.GRPC_WEB_PORT: 18081, stack.STATIC_PORT: 18000, stack.ADMIN_PORT: 19911}
-GRPC_WEB = f"http://{HOST}:{ENVOY_PORTS[stack.GRPC_WEB_PORT]}"
+PORTS = servers.Ports(connect=CONNECT_PORT, grpc_web=18081, static=18000, admin=19911)
+GRPC_WEB = f"http://{HOST}:{PORTS.grpc_web}"
 APP_NAME = "pyspark-web Spark Connect"  # stack.spark_command's --name
 
 # Run through both clients beside cases.py: where the queries ran.
@@ -64,32 +65,6 @@ def four_partitions(spark):
     ids = spark.range(0, 100000, 1, 4).selectExpr("spark_partition_id() AS partition")
     return ids.groupBy("partition").count().orderBy("partition")
 """
-
-
-def moved(value, ports):
-    """The dev config with its ports (listeners, admin, and the Host names and patterns
-    that name them) moved to the test's."""
-    if isinstance(value, dict):
-        return {
-            key: ports.get(item, item) if key == "port_value" else moved(item, ports)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [moved(item, ports) for item in value]
-    if isinstance(value, str):
-        for old, new in ports.items():
-            value = value.replace(f":{old}", f":{new}")
-    return value
-
-
-def render_envoy(paths):
-    """What `up --upstream 127.0.0.1:15012` runs (stack.render_envoy_config), on test ports."""
-    import yaml
-
-    config = yaml.safe_load(stack.render_envoy_config(paths, (HOST, CONNECT_PORT)).read_text())
-    rendered = paths.run / "envoy.yaml"
-    rendered.write_text(yaml.safe_dump(moved(config, ENVOY_PORTS), sort_keys=False))
-    return rendered
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +90,7 @@ def timings():
 @pytest.fixture(scope="module")
 def front(paths, timings):
     """Master + 2 workers, Spark Connect on the master, Envoy (grpc-web) in front."""
-    stack.check_ports_free([CONNECT_PORT, *ENVOY_PORTS.values(), 18181, 18182])
+    stack.check_ports_free([CONNECT_PORT, PORTS.grpc_web, PORTS.static, PORTS.admin, 18181, 18182])
     try:
         timings["cluster up"] = cluster.start(paths, SPEC)
         # Its own gRPC port; warehouse, Derby and scratch space in the temporary run dir.
@@ -133,19 +108,7 @@ def front(paths, timings):
             lambda: stack.alive(pid),
             paths.log("spark"),
         )
-        config = render_envoy(paths)
-        command = [str(paths.envoy), "-c", str(config), "--disable-hot-restart"]
-        pid = stack.start(paths, "envoy", command + ["--log-level", "warn"], str(config))
-        stack.wait_for(
-            "Envoy",
-            lambda: stack.envoy_ready(ENVOY_PORTS[stack.ADMIN_PORT]),
-            stack.ENVOY_READY_TIMEOUT,
-            lambda: stack.alive(pid),
-            paths.log("envoy"),
-        )
-        # As `up` checks: through Envoy, Spark itself answers (not Envoy's UNAVAILABLE).
-        status, message = stack.grpc_web_probe(GRPC_WEB)
-        assert status not in (None, "14"), f"grpc-web does not reach Spark: {status} {message}"
+        servers.start_envoy(paths, (HOST, CONNECT_PORT), PORTS)
         yield paths
     finally:
         began = time.monotonic()

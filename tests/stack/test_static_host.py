@@ -5,11 +5,14 @@ the dev stack's :8000 and deploy/envoy.prod.yaml's static listener on its test p
   decoding to its exact bytes; Vary: Accept-Encoding;
 - Cache-Control per file class, and revalidation: a weak ETag (the build stamp) and 304;
 - CORS for the package files (any origin), isolation headers outside /lite/;
-- the index page at /, and /lite redirected to /lite/.
+- the index page at /, and /lite redirected to /lite/;
+- the simple repository at /simple/ (PEP 503 HTML; PEP 691 JSON for clients that take no
+  HTML), from any origin, and pip installing an older release line from it by version.
 """
 
 import hashlib
 import http.client
+import json
 import re
 import ssl
 import subprocess
@@ -23,7 +26,8 @@ from helpers import BUILD, DIST, ROOT, tool
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
-WHEEL = next(DIST.glob("pyspark_web-*.whl")).name
+# The newest line's wheel, the one the lockfile names.
+WHEEL = json.loads((DIST / "pyodide-lock.json").read_text())["packages"]["pyspark-web"]["file_name"]
 # What each served content type is checked on (file extension -> a file of that kind).
 COMPRESSED = {
     "wasm": "/pyodide.asm.wasm",
@@ -335,6 +339,7 @@ def test_index_page_links_the_ways_in(host):
         "./lite/lab/index.html?path=demo.ipynb",
         "examples/pyspark.html",
         "pyodide-lock.json",
+        "simple/",
     }
     for link in links:
         status, _, _ = host.get("/" + link.removeprefix("./"))
@@ -362,3 +367,79 @@ def test_index_html_is_not_copied_into_the_kernels_pyodide():
     """build.sh copies dist/'s top-level files into the JupyterLite site's Pyodide."""
     assert (DIST / "index.html").is_file()
     assert not Path(DIST / "lite" / "static" / "pyodide" / "index.html").exists()
+
+
+# ---------------------------------------------------------------- the simple repository
+
+MICROPIP_ACCEPT = "application/vnd.pypi.simple.v1+json, */*;q=0.01"  # micropip 0.11
+PIP_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+
+
+@pytest.mark.parametrize("accept", [None, MICROPIP_ACCEPT, PIP_ACCEPT, "text/html"])
+def test_simple_pages_are_html_for_clients_that_take_html(host, accept):
+    """micropip asks for JSON first but resolves no relative URL in it: it, pip and browsers
+    get the HTML form, whose links they resolve against the page."""
+    for path in ("/simple/", "/simple/pyspark-web/"):
+        status, headers, body = host.get(path, {"Accept": accept} if accept else {})
+        assert status == 200 and headers["content-type"].startswith("text/html"), path
+        assert body == file_bytes(path + "index.html")
+        assert "Accept" in headers.get("vary", ""), path
+        assert headers.get("access-control-allow-origin") == "*"
+
+
+def test_simple_pages_are_json_for_json_only_clients(host):
+    for path in ("/simple/", "/simple/pyspark-web/"):
+        status, headers, body = host.get(path, {"Accept": "application/vnd.pypi.simple.v1+json"})
+        assert status == 200, path
+        assert headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+        assert json.loads(body) == json.loads(file_bytes(path + "index.json"))
+        assert "Accept" in headers.get("vary", "")
+
+
+def test_simple_without_slash_redirects(host):
+    status, headers, _ = host.get("/simple")
+    assert status == 301 and re.sub(r"^https?://[^/]+", "", headers["location"]) == "/simple/"
+
+
+def test_simple_links_reach_the_wheels(host):
+    """Every link of the project page, resolved against it, answers with the wheel whose
+    sha256 the link carries."""
+    from urllib.parse import urljoin
+
+    _, _, body = host.get("/simple/pyspark-web/")
+    links = re.findall(r'href="([^"#]+)#sha256=([0-9a-f]{64})"', body.decode())
+    assert len(links) == len(list(DIST.glob("pyspark_web-*.whl"))) >= 3
+    for link, sha256 in links:
+        status, _, wheel = host.get(urljoin("/simple/pyspark-web/", link))
+        assert status == 200 and hashlib.sha256(wheel).hexdigest() == sha256, link
+
+
+def test_pip_installs_an_older_line_by_version(stack, tmp_path):
+    """pip (the JSON-or-HTML client of record) picks a line by version from the dev host."""
+    import sys
+
+    from helpers import release_lines
+
+    line, (version, _) = list(release_lines().items())[-1]  # the oldest line
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--isolated",
+            "--no-deps",
+            "--index-url",
+            "http://127.0.0.1:8000/simple",
+            "--dest",
+            str(tmp_path),
+            f"pyspark-web=={line}.*",
+        ],
+        check=True,
+        timeout=120,
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [f"pyspark_web-{version}-py3-none-any.whl"]

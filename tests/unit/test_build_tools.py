@@ -80,6 +80,28 @@ def test_a_wheel_replaces_the_official_entry_unless_it_is_kept(tmp_path):
     assert not (tmp_path / "kept" / wheel.name).exists()
 
 
+def test_the_newest_of_several_versions_takes_the_lock_entry(tmp_path):
+    """pyspark-web's release lines: every wheel goes to dist/ and its simple index, the
+    newest version (by version, not by order given) into the lockfile."""
+    wheels = [
+        make_wheel(tmp_path, "urllib3", version, [], ["urllib3/__init__.py"])
+        for version in ("2.10.0", "2.9.1.post1", "2.2.0")
+    ]
+    assemble_dist.assemble(CORE, tmp_path / "dist", wheels)
+    dist = tmp_path / "dist"
+    entry = json.loads((dist / "pyodide-lock.json").read_text())["packages"]["urllib3"]
+    assert entry["version"] == "2.10.0" and entry["file_name"] == wheels[0].name
+    assert sorted(p.name for p in dist.glob("*.whl")) == sorted(w.name for w in wheels)
+    page = json.loads((dist / "simple/urllib3/index.json").read_text())
+    assert [f["filename"] for f in page["files"]] == [w.name for w in reversed(wheels)]
+    assert [f["url"] for f in page["files"]] == [f"../../{w.name}" for w in reversed(wheels)]
+    assert "requires-python" not in page["files"][0]  # the wheel declares none
+    html = (dist / "simple/urllib3/index.html").read_text()
+    assert html.count('<a href="../../urllib3-') == 3 and "data-requires-python" not in html
+    root = json.loads((dist / "simple/index.json").read_text())
+    assert root == {"meta": {"api-version": "1.0"}, "projects": [{"name": "urllib3"}]}
+
+
 def test_keeping_an_official_entry_that_does_not_exist_stops_assembly(tmp_path):
     with pytest.raises(SystemExit, match="--official no-such-package: not in Pyodide's lockfile"):
         assemble_dist.assemble(CORE, tmp_path / "dist", [], frozenset({"no-such-package"}))

@@ -6,7 +6,7 @@ from email.parser import Parser
 
 import pytest
 import tomllib
-from helpers import ROOT
+from helpers import DIST, ROOT, release_lines
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -74,3 +74,40 @@ def test_wheel_contents(wheel):
     assert "pyspark/sql/connect/grpc_compat.py" in names
     assert {"pyspark/errors/error-conditions.json", "pyspark/py.typed"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+LINE_WHEELS = {line: version for line, (version, _) in release_lines().items()}
+
+
+@pytest.mark.parametrize("line", LINE_WHEELS)
+def test_every_line_is_versioned_as_its_recipe_says(line):
+    """<upstream>.postN: the recipe's version is the wheel's and pyspark_web.__version__ in
+    it; the line's pyspark is its upstream release; the same requirements everywhere."""
+    version = LINE_WHEELS[line]
+    upstream = release_lines()[line][1]
+    assert version.startswith(upstream + ".post")
+    wheel = DIST / f"pyspark_web-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(archive.read(name).decode())
+        init = archive.read("pyspark_web/__init__.py").decode()
+        spark = archive.read("pyspark/version.py").decode()
+    assert metadata["Version"] == version
+    assert f'__version__ = "{version}"' in init.splitlines()
+    assert f'"{upstream}"' in spark or f"'{upstream}'" in spark
+    core = {canonicalize_name(r.name) for r in requirements(metadata) if r.marker is None}
+    assert core == {"protobuf", "googleapis-common-protos", "urllib3"}
+
+
+@pytest.mark.parametrize("line", LINE_WHEELS)
+def test_requires_python_admits_every_pyodide_line(line):
+    """Pyodide 314 runs Python 3.14, Pyodide 0.29 Python 3.13 (README, "Release lines")."""
+    from packaging.specifiers import SpecifierSet
+
+    wheel = DIST / f"pyspark_web-{LINE_WHEELS[line]}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        declared = Parser().parsestr(archive.read(name).decode())["Requires-Python"]
+    assert declared == ">=3.10"
+    assert all(v in SpecifierSet(declared) for v in ("3.10", "3.13.2", "3.14.2"))
+    assert "3.9" not in SpecifierSet(declared)

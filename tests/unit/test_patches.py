@@ -1,14 +1,21 @@
-"""patches/ is an upstream-style series: numbered, one concern each, fit to send upstream."""
+"""Each release line's patches/ is an upstream-style series: numbered, one concern each, fit
+to send upstream (patches/ for the newest line, recipes/pyspark-web-X.Y/patches/ for the
+others)."""
 
 import email.policy
 import re
 from email.parser import BytesHeaderParser
 
 import pytest
-from helpers import ROOT
+import yaml
+from helpers import line_recipes
 
-PATCH_DIR = ROOT / "patches"
-PATCHES = sorted(PATCH_DIR.glob("*.patch"))
+LINES = line_recipes()
+PATCHES = [
+    pytest.param(patch, id=f"{line}-{patch.name[:4]}")
+    for line, directory in LINES.items()
+    for patch in sorted(directory.glob("patches/*.patch"))
+]
 ZERO_FROM = "From 0000000000000000000000000000000000000000 "
 SUBJECT_LIMIT = 72  # the subject as `git log --oneline` shows it, without "[PATCH] "
 
@@ -61,16 +68,18 @@ def patch_problems(data: bytes) -> list:
     return problems
 
 
-def test_series_is_numbered_and_every_file_is_listed_in_order(meta):
-    files = sorted(path.name for path in PATCH_DIR.iterdir())
-    assert files, "patches/ is empty"
+@pytest.mark.parametrize("line", LINES)
+def test_series_is_numbered_and_every_file_is_listed_in_order(line):
+    meta = yaml.safe_load((LINES[line] / "meta.yaml").read_text())
+    files = sorted(path.name for path in (LINES[line] / "patches").iterdir())
+    assert files, f"the {line} line's patches/ is empty"
     assert all(re.fullmatch(r"\d{4}-[A-Za-z0-9-]+\.patch", name) for name in files), files
     assert [int(name[:4]) for name in files] == list(range(1, len(files) + 1))
     # Every file in patches/, not only *.patch: a stray .orig or .rej is not applied either.
     assert meta["source"]["patches"] == [f"patches/{name}" for name in files]
 
 
-@pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.name[:4])
+@pytest.mark.parametrize("patch", PATCHES)
 def test_patch_is_format_patch_with_subject_body_and_upstream(patch):
     assert patch_problems(patch.read_bytes()) == []
 

@@ -700,3 +700,19 @@ def test_a_connection_not_given_back_is_closed(raw_server):
     response.close(reuse=False)
     assert events["closed"].wait(WAIT)
     client.close()
+
+
+def test_imports_and_classifies_errors_without_ssl():
+    """Pyodide 0.29 ships ssl as a package of its own, which a page without it never
+    loads: the transport must import, and tell errors apart, without it."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['ssl'] = None\n"
+        "from pyspark_web import transport\n"
+        "assert transport.ssl is None\n"
+        "print(transport._certificate_failure(ConnectionError('refused')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
