@@ -49,9 +49,10 @@ usage: ./build.sh [COMMAND]
   setup          as root: install from Debian, where missing, what the build and the tests
                  need: ${packages%, };
                  check Node.js (>= $MIN_NODE) and npm, which it does not install
-  test [ARGS]    build, then run every test suite (unit, stack, browser); starts the
-                 stack for its tests if it is not up; ARGS go to pytest. Stops first,
-                 naming them, when tools that setup installs are missing.
+  test [ARGS]    build (and every Pyodide line of packaging/), then run every test suite
+                 (unit, stack, browser); starts the stack for its tests if it is not up;
+                 ARGS go to pytest. Stops first, naming them, when tools that setup
+                 installs are missing.
                  --matrix [ARGS]: only the compatibility matrix, whole: every release line
                  against every Spark Connect release up can run (CI runs a part of it)
   up [OPTIONS]   start Spark Connect (127.0.0.1:15002) behind Envoy (grpc-web :8081,
@@ -77,7 +78,7 @@ usage: ./build.sh [COMMAND]
   status         report each part of the stack and the workers' Python, and the prod
                  Envoy when it runs (exit 0 only when all are up)
   down           stop what up started (recorded PIDs under build/run/ and build/prod/)
-  clean          remove what the build made: build/, dist/, node_modules/
+  clean          remove what the build made: build/, dist/, dist-pyodide-*/, node_modules/
   bench NAME [ARGS]
                  build, then run the benchmark bench/bench_<NAME>.py against the running
                  stack (not part of the tests), e.g. ./build.sh bench browser
@@ -393,6 +394,12 @@ build_pyodide_line() {
   assemble_index "$dir/node_modules/pyodide" "$BUILD/wheels-pyodide-$version" "$ROOT/dist-pyodide-$version"
 }
 
+# Every Pyodide line of packaging/ (the browser tests boot each; README, "Pyodide lines").
+pyodide_lines() {
+  local pins
+  for pins in "$ROOT"/packaging/pyodide-*/; do build_pyodide_line "$(basename "$pins" | sed 's/^pyodide-//')"; done
+}
+
 step_lite() {
   local hash stage="$BUILD/lite-src"
   need "$DIST/.stamp" dist
@@ -569,6 +576,7 @@ cmd_test() {
   fi
   require_system "./build.sh test"
   cmd_build
+  pyodide_lines
   step_stackenv
   step_testenv
   # The stack tests use a running stack, or start one and stop it again at the end.
@@ -617,8 +625,8 @@ cmd_bench() {
 # ---------------------------------------------------------------- maintenance
 
 cmd_clean() {
-  say "clean: build/ dist/ node_modules/"
-  run rm -rf "$BUILD" "$DIST" "$ROOT/node_modules"
+  say "clean: build/ dist/ dist-pyodide-*/ node_modules/"
+  run rm -rf "$BUILD" "$DIST" "$ROOT"/dist-pyodide-* "$ROOT/node_modules"
 }
 
 # make_patch_tree TREE RECIPE_DIR: the line's upstream sdist unpacked in TREE, tagged

@@ -13,6 +13,7 @@ that upstream does not retry them: a session whose first RPC cannot reach the se
 a server certificate that fails verification.
 """
 
+import inspect
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -106,7 +107,14 @@ class ServerUnreachableError(SparkConnectGrpcException):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(message=message, grpc_status_code=grpc.StatusCode.UNAVAILABLE)
+        if "grpc_status_code" in inspect.signature(SparkConnectGrpcException).parameters:
+            super().__init__(message=message, grpc_status_code=grpc.StatusCode.UNAVAILABLE)
+        else:  # the 4.0 line's exceptions carry no status code (4.1 added it)
+            super().__init__(message=message)
+            self._grpc_status_code = grpc.StatusCode.UNAVAILABLE
+
+    def getGrpcStatusCode(self) -> "grpc.StatusCode":
+        return self._grpc_status_code
 
 
 def _printable(text: str, limit: int) -> str:

@@ -3,7 +3,8 @@
 (``types``), the FlatBuffers mapping of that model (``metadata`` over ``flatbuf``), a
 small table over batches (``table``), and the mapping to Spark's types (``spark``).
 
-PySpark uses this through ``pyspark.sql.arrow_compat`` (patches/0002), which loads
+PySpark uses this through ``pyspark.sql.arrow_compat`` (added by the patch "Route the
+client's Arrow operations through one module", in every release line), which loads
 ``backend`` when pyarrow cannot be imported; with pyarrow, upstream's own path runs
 unchanged.
 

@@ -25,8 +25,16 @@ _SIMPLE = {
     T.DateType: DataType("date", (("unit", "day"),)),
     T.TimestampNTZType: DataType("timestamp", (("unit", "us"), ("tz", None))),
     T.DayTimeIntervalType: DataType("duration", (("unit", "us"),)),
-    T.TimeType: DataType("time", (("unit", "ns"), ("bits", 64))),
     T.NullType: DataType("null"),
+}
+# TIME (4.1) and the spatial types (4.1) are absent from the 4.0 line's pyspark.sql.types;
+# the same module serves every release line, so it maps only the types the line has.
+if hasattr(T, "TimeType"):
+    _SIMPLE[T.TimeType] = DataType("time", (("unit", "ns"), ("bits", 64)))
+_SPATIAL = {
+    tag: getattr(T, name)
+    for tag, name in (("geometry", "GeometryType"), ("geography", "GeographyType"))
+    if hasattr(T, name)
 }
 
 
@@ -78,16 +86,18 @@ def to_arrow_type(
                 Field("metadata", DataType("binary"), False, (("variant", "true"),)),
             ),
         )
-    if isinstance(dt, (T.GeometryType, T.GeographyType)):
-        tag = "geometry" if isinstance(dt, T.GeometryType) else "geography"
-        return DataType(
-            "struct",
-            (),
-            (
-                Field("srid", _SIMPLE[T.IntegerType], False),
-                Field("wkb", DataType("binary"), False, ((tag, "true"), ("srid", str(dt.srid)))),
-            ),
-        )
+    for tag, spatial in _SPATIAL.items():
+        if isinstance(dt, spatial):
+            return DataType(
+                "struct",
+                (),
+                (
+                    Field("srid", _SIMPLE[T.IntegerType], False),
+                    Field(
+                        "wkb", DataType("binary"), False, ((tag, "true"), ("srid", str(dt.srid)))
+                    ),
+                ),
+            )
     raise PySparkTypeError(
         errorClass="UNSUPPORTED_DATA_TYPE_FOR_ARROW_CONVERSION",
         messageParameters={"data_type": str(dt)},
@@ -139,7 +149,7 @@ def from_arrow_type(at: DataType, prefer_timestamp_ntz: bool = True) -> T.DataTy
         return T.BinaryType()
     if kind == "date" and p("unit") == "day":
         return T.DateType()
-    if kind == "time" and p("bits") == 64:
+    if kind == "time" and p("bits") == 64 and hasattr(T, "TimeType"):
         return T.TimeType()
     if kind == "timestamp":
         return (
@@ -162,7 +172,7 @@ def from_arrow_type(at: DataType, prefer_timestamp_ntz: bool = True) -> T.DataTy
     if kind == "struct":
         if _tagged(at, "metadata", "variant", "value"):
             return T.VariantType()
-        for tag, spatial in (("geometry", T.GeometryType), ("geography", T.GeographyType)):
+        for tag, spatial in _SPATIAL.items():
             if _tagged(at, "wkb", tag, "srid"):
                 wkb = next(c for c in at.children if c.name == "wkb")
                 srid = int(dict(wkb.metadata).get("srid"))  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """Python functions for Spark workers on another Python version than the client's.
 
-The patched Connect client (patch 0014) hands every UDF, UDTF and data source it sends to
+The patched Connect client (the patch "Let a plug-in serialize Python functions for the
+server's workers") hands every UDF, UDTF and data source it sends to
 ``serialize``, registered under the ``pyspark.sql.connect.function_serializers`` entry point.
 When the workers run the client's own ``major.minor``, the command is upstream's cloudpickle
 bytes, unchanged. Otherwise it is a portable pickle (``pickler.py``): source text and

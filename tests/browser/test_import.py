@@ -107,10 +107,12 @@ OLDER_LINES = list(release_lines())[1:]
 
 
 @pytest.mark.parametrize("line", OLDER_LINES)
-def test_micropip_installs_a_release_line_by_version(selenium, stack, line):
+def test_micropip_installs_a_release_line_by_version(selenium_standalone, stack, line):
     """README, "Release lines": another line than the lockfile's, picked by version from the
     static host's simple index (another origin than the page's), offline. It imports with
-    none of the heavy packages, and its pyspark is the line's upstream release."""
+    none of the heavy packages, and its pyspark is the line's upstream release. A fresh
+    runtime per line: micropip keeps the first line it installed."""
+    selenium = selenium_standalone
     version, upstream = release_lines()[line]
     selenium.load_package("micropip")
 

@@ -94,3 +94,25 @@ def test_demo_notebook_runs_again_after_a_restart(tmp_path):
     report = run_demo(tmp_path / "second.png", tmp_path / "second.json")
     joined = "\n".join(cell["text"] for cell in report["cells"])
     assert "demo_revenue" in joined and "LOCATION_ALREADY_EXISTS" not in joined
+
+
+def test_pip_in_the_lite_site_installs_an_older_release_line_by_version():
+    """`%pip install "pyspark-web==X.Y.*"` in the JupyterLite site picks that line from the
+    site's own wheels (piplite, with PyPI disabled), and its client talks to the stack. The
+    install has a cell of its own: the kernel loads what a cell's imports name from the
+    lockfile (the newest line) before it runs the cell (README, "Release lines")."""
+    from helpers import release_lines
+    from lite_ui import LiteNotebook, text_of
+
+    line, (version, upstream) = list(release_lines().items())[-1]
+    query = """from importlib.metadata import version
+import pyspark
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.remote("http://127.0.0.1:8081").getOrCreate()
+print("installed", version("pyspark-web"), pyspark.__version__)
+print("rows", spark.range(3).count())"""
+    with LiteNotebook() as notebook:
+        installing = text_of(notebook.run(f'%pip install "pyspark-web=={line}.*"'))
+        text = text_of(notebook.run(query))
+    assert f"installed {version} {upstream}" in text, installing + text
+    assert "rows 3" in text, text

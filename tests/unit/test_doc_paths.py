@@ -58,6 +58,9 @@ def exists(path):
     target = ROOT / path
     if target.exists():
         return True
+    # "recipes/pyspark-web-X.Y" names one directory per release line (or Pyodide line).
+    if "X.Y" in path:
+        return any(ROOT.glob(path.replace("X.Y", "*")))
     # "patches/0008" names a patch by its number; "tests/unit/test_x.py::test_y" a test.
     stem = target.name
     return target.parent.is_dir() and any(p.name.startswith(stem) for p in target.parent.iterdir())
