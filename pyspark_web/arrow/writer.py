@@ -106,7 +106,7 @@ def _write_array(data_type: DataType, values: Sequence[Any], body: _Body) -> Non
         try:
             body.add(struct.pack(f"<{length}{fmt}", *(zero if v is None else v for v in values)))
         except struct.error as error:
-            raise ArrowError(f"value out of range for Arrow {data_type}: {error}") from error
+            raise _unconvertible(values, fmt, zero, data_type) from error
     elif kind == "bool":
         body.add(_bitmap([bool(v) for v in values]))
     elif kind == "decimal":
@@ -201,3 +201,18 @@ def write_stream(schema: Schema, batches: Sequence[tuple[Sequence[Sequence[Any]]
         out += batch_message(schema, columns, num_rows)
     out += END_OF_STREAM
     return bytes(out)
+
+
+def _unconvertible(values: Sequence[Any], fmt: str, zero: Any, data_type: DataType) -> ArrowError:
+    """The error for a column that struct cannot pack: it names the first value that fails,
+    with its Python type, as pyarrow's ArrowInvalid does ("Could not convert ...")."""
+    for value in values:
+        try:
+            struct.pack(f"<{fmt}", zero if value is None else value)
+        except struct.error as error:
+            reason = "out of range" if isinstance(value, int) else str(error)
+            return ArrowError(
+                f"cannot convert {value!r} of type {type(value).__name__} to Arrow "
+                f"{data_type}: {reason}"
+            )
+    return ArrowError(f"cannot convert the values to Arrow {data_type}")

@@ -23,10 +23,11 @@ open("/tmp/differential/out.json").read()
 """
 
 
-def run_cases_in_pyodide(selenium, url, cases_file=None):
+def run_cases_in_pyodide(selenium, url, cases_file=None, modules=()):
     """runner.py on cases.py, or on ``cases_file`` (written to Pyodide's file system, so its
-    functions have source); the JSON results."""
-    names = ["runner.py", "cases.py"] + ([cases_file] if cases_file else [])
+    functions have source, with the ``modules`` of tests/differential it imports); the JSON
+    results."""
+    names = ["runner.py", "cases.py", *modules] + ([cases_file] if cases_file else [])
     files = {name: (DIFFERENTIAL / name).read_text() for name in names}
     path = f"/tmp/differential/{cases_file}" if cases_file else None
     code = RUN_CASES.format(files=repr(json.dumps(files)), url=repr(url), cases_file=repr(path))

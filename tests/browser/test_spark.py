@@ -7,13 +7,14 @@ native client on CPython against the same server.
 """
 
 import pytest
-from helpers import assert_same, case_names, stock_results
+from helpers import DIFFERENTIAL, assert_same, case_names, stock_results
 from in_pyodide import run_cases_in_pyodide
 from pytest_pyodide import run_in_pyodide
 
 pytestmark = pytest.mark.usefixtures("stack")
 URL = "http://127.0.0.1:8081"
 CASES = case_names()
+ARROW_CASES = case_names("arrow_cases.py")
 
 
 @run_in_pyodide(packages=["pyspark-web"])
@@ -108,6 +109,25 @@ def browser_results(selenium_jspi_module, native_utc):
 @pytest.mark.parametrize("name", CASES)
 def test_differential_in_pyodide(browser_results, native_utc, name):
     assert_same(name, native_utc, browser_results, "pyspark-web in Pyodide")
+
+
+@pytest.fixture(scope="module")
+def native_arrow_utc(wheel, tmp_path_factory):
+    output = tmp_path_factory.mktemp("native-arrow-utc") / "out.json"
+    return stock_results(output, "UTC", DIFFERENTIAL / "arrow_cases.py")
+
+
+@pytest.fixture(scope="module")
+def browser_arrow_results(selenium_jspi_module, native_arrow_utc):
+    return run_cases_in_pyodide(
+        selenium_jspi_module, URL, "arrow_cases.py", modules=["point_udt.py"]
+    )
+
+
+@pytest.mark.parametrize("name", ARROW_CASES)
+def test_arrow_paths_in_pyodide(browser_arrow_results, native_arrow_utc, name):
+    """tests/differential/arrow_cases.py: every API that moves data through Arrow."""
+    assert_same(name, native_arrow_utc, browser_arrow_results, "pyspark-web in Pyodide")
 
 
 @run_in_pyodide(packages=["pyspark-web"])

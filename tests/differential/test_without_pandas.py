@@ -14,8 +14,9 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.errors import PySparkImportError
 spark = SparkSession.builder.remote("http://127.0.0.1:8081").getOrCreate()
-for api, call in (("toPandas()", lambda: spark.range(3).toPandas()), \
-("toArrow()", lambda: spark.range(3).toArrow())):
+df = spark.range(3)
+for api, call in (("toPandas()", df.toPandas), ("toArrow()", df.toArrow), \
+("pandas_api()", df.pandas_api)):
     try:
         call()
         print(api, "returned")
@@ -31,8 +32,8 @@ def test_pandas_apis_name_the_pandas_extra(wheel):
         [str(python), "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd="/"
     )
     lines = result.stdout.splitlines()
-    assert len(lines) == 3, result.stdout + result.stderr
-    for line, api in zip(lines, ("toPandas()", "toArrow()")):
+    assert len(lines) == 4, result.stdout + result.stderr
+    for line, api in zip(lines, ("toPandas()", "toArrow()", "pandas_api()")):
         name, condition, note = [part.strip() for part in line.split("|")]
         assert name == api and condition == "PACKAGE_NOT_INSTALLED"
         assert "pip install 'pyspark-web[pandas]'" in note
@@ -41,4 +42,4 @@ def test_pandas_apis_name_the_pandas_extra(wheel):
             "await micropip.install(['pandas', 'pyarrow'])" in note
             or "await micropip.install(['pyarrow'])" in note
         )
-    assert lines[2] == "loaded: []"
+    assert lines[3] == "loaded: []"

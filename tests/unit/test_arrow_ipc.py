@@ -107,5 +107,17 @@ def test_out_of_range_value_is_a_clear_error():
     schema = arrow.Schema(
         [arrow.Field("b", arrow.DataType("int", (("bits", 8), ("signed", True))))]
     )
-    with pytest.raises(arrow.ArrowError, match="out of range for Arrow int"):
-        arrow.write_stream(schema, [([[300]], 1)])
+    with pytest.raises(
+        arrow.ArrowError, match="cannot convert 300 of type int to Arrow .*out of range"
+    ):
+        arrow.write_stream(schema, [([[1, 300]], 2)])
+
+
+def test_a_value_of_the_wrong_type_is_named_in_the_error():
+    # createDataFrame([("not a number",)], "n INT") writes a str into an int32 column; the
+    # stock client's pyarrow says "Could not convert 'not a number' with type str".
+    schema = arrow.Schema(
+        [arrow.Field("n", arrow.DataType("int", (("bits", 32), ("signed", True))))]
+    )
+    with pytest.raises(arrow.ArrowError, match="cannot convert 'not a number' of type str"):
+        arrow.write_stream(schema, [([[None, "not a number"]], 2)])
