@@ -87,15 +87,3 @@ def stack():
         yield
     finally:
         subprocess.run([BUILD_SH, "down"], check=True)
-
-
-@pytest.fixture(scope="session")
-def doctests_of_the_stock_client(stack):
-    """Upstream's doctests through the stock client over native gRPC to the stack: the
-    reference of tests/doctests/ and of tests/browser/test_doctests_in_pyodide.py, run
-    once for both (tests/upstream_doctests.py)."""
-    from helpers import STOCK_CLIENT
-    from upstream_doctests import NATIVE, run_doctests
-
-    python = ensure_venv("venv-stock", [STOCK_CLIENT], ROOT / "tests/requirements-native.txt")
-    return run_doctests(python, NATIVE, "stock")

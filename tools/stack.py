@@ -109,9 +109,11 @@ def stack_venv_name(python_version: str, release: str) -> str:
 def spark_home_version(spark_home: Path) -> str | None:
     """The Spark release of a pyspark installation (its version.py)."""
     try:
-        match = re.search(r'__version__[^=]*=\s*"([^"]+)"', (spark_home / "version.py").read_text())
+        text = (spark_home / "version.py").read_text()
     except OSError:
         return None
+    # pyspark's version.py reads: __version__: str = '4.3.0' (either quote is taken).
+    match = re.search(r"""__version__[^=]*=\s*["']([^"']+)["']""", text)
     return match[1] if match else None
 
 

@@ -9,13 +9,16 @@ server (PYODIDE_DIFFERENCES), which must fail for their documented reason."""
 import json
 
 import pytest
+from helpers import ROOT, STOCK_CLIENT, ensure_venv
 from pytest_pyodide.utils import set_webdriver_script_timeout
 from upstream_doctests import (
+    NATIVE,
     PANDAS_DOCSTRINGS,
     RUNNER,
     fails_as_without_pandas,
     failure_list,
     regressions,
+    run_doctests,
 )
 
 # Chromium only: the suite takes minutes, and Node runs the same Pyodide and client (its
@@ -78,8 +81,11 @@ PYODIDE_DIFFERENCES = {
 
 
 @pytest.fixture(scope="module")
-def stock(doctests_of_the_stock_client):
-    return doctests_of_the_stock_client
+def stock():
+    # Run next to the Pyodide run: other tests leave tables on the stack (the demo's
+    # saveAsTable), which a docstring such as Catalog.listTables shows.
+    python = ensure_venv("venv-stock", [STOCK_CLIENT], ROOT / "tests/requirements-native.txt")
+    return run_doctests(python, NATIVE, "stock-for-pyodide")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import pytest
 from helpers import ROOT, STOCK_CLIENT, ensure_venv, run_python
 from upstream_doctests import (
     INSTALL_NOTE,
+    NATIVE,
     PANDAS_DOCSTRINGS,
     WEB_SETTINGS,
     fails_as_without_pandas,
@@ -45,8 +46,10 @@ def stock_python(stack):
 
 
 @pytest.fixture(scope="session")
-def stock(doctests_of_the_stock_client):
-    return doctests_of_the_stock_client
+def stock(stock_python):
+    # Run next to the settings it is compared with: other tests leave tables on the stack
+    # (the demo's saveAsTable), which a docstring such as Catalog.listTables shows.
+    return run_doctests(stock_python, NATIVE, "stock")
 
 
 @pytest.fixture(scope="session")

@@ -369,3 +369,10 @@ def test_a_stack_in_another_run_directory_has_its_own_prod_directory(tmp_path, m
     assert stack.PROD_PORTS == {"grpc_web": 8443, "static": 8444, "admin": 9902}
     taken = {8081, 8000, 9901, 18443, 18444, 19901, 18463, 18464, 19921}
     assert not taken & set(stack.PROD_PORTS.values())
+
+
+@pytest.mark.parametrize("line", ["__version__: str = '4.3.0'", '__version__ = "4.0.5"'])
+def test_the_spark_release_is_read_from_pysparks_version_file(tmp_path, line):
+    (tmp_path / "version.py").write_text(f"# license\n{line}\n")
+    assert stack.spark_home_version(tmp_path) == re.search(r"\d+\.\d+\.\d+", line)[0]
+    assert stack.spark_home_version(tmp_path / "missing") is None
